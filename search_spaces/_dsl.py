@@ -1,0 +1,376 @@
+"""The define-by-run search-space DSL.
+
+A space is ordinary Python/PyTorch code that builds a model and, wherever the model has a
+choice, asks the :class:`Chooser` ``a`` for a decision::
+
+    @space(input_shape=(1, 8, 8), num_classes=10)
+    def tiny(a, input_shape, num_classes):
+        width = a.choice("width", [16, 32])
+        layers = [nn.Conv2d(input_shape[0], width, 3, padding=1), nn.ReLU()]
+        for i in a.repeat("depth", 1, 3):
+            layers += [nn.Conv2d(width, width, a.choice(f"k{i}", [3, 5]), padding="same"), nn.ReLU()]
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LazyLinear(num_classes))
+
+The same code serves three purposes: *sampling* (a proposer picks each value as it is asked,
+so conditional decisions exist only on the branch that asks them), *validation* (an
+architecture is replayed; a missing, wrong or unused decision is refused by name) and
+*building* (architecture -> the same ``nn.Module`` every time).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from search_spaces._arch import Arch
+
+__all__ = ["Chooser", "Decision", "InvalidArchitecture", "Space", "SpaceError", "SpaceSize", "Trace", "space"]
+
+_SCALARS = (str, int, float, bool, type(None))
+_MAX_DISCOVERY_RUNS = 20_000
+_VALIDATION_CACHE = 100_000
+
+
+class SpaceError(ValueError):
+    """The space itself is wrong (bad options, a decision asked twice differently, ...)."""
+
+
+class InvalidArchitecture(ValueError):
+    """An architecture does not fit its space; the message names the decision."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of a space: a finite, ordered set of options.
+
+    ``kind`` says how it was asked: ``choice`` (categorical), ``integer`` (a range, also what
+    ``repeat`` asks), or ``inputs`` (``k`` of ``candidates``, for a node's inputs in a cell DAG;
+    each option is a tuple).
+    """
+
+    name: str
+    kind: Literal["choice", "integer", "inputs"]
+    options: tuple[Any, ...]
+
+    def index(self, value: Any) -> int:
+        """The option's position; raises :class:`InvalidArchitecture` naming this decision."""
+        probe = tuple(value) if self.kind == "inputs" and isinstance(value, (list, tuple)) else value
+        for i, option in enumerate(self.options):
+            # bool is an int in Python: keep True from matching 1.
+            if option == probe and type(option) is type(probe):
+                return i
+            if self.kind == "integer" and isinstance(probe, float) and probe.is_integer() and option == probe:
+                return i
+        shown = [list(o) if isinstance(o, tuple) else o for o in self.options]
+        if len(shown) > 12:
+            shown = [*shown[:5], "...", *shown[-2:]]
+        raise InvalidArchitecture(f"decision '{self.name}' got {value!r}; expected one of {shown}")
+
+    def json_value(self, index: int) -> Any:
+        option = self.options[index]
+        return list(option) if isinstance(option, tuple) else option
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "options": [self.json_value(i) for i in range(len(self.options))]}
+
+
+Choose = Callable[[Decision], Any]
+
+
+class _Stop(Exception):
+    """Raised inside a trace to cut it short once the wanted prefix is decided."""
+
+
+class Chooser:
+    """What a space function receives as ``a``: asks decisions, records the answers."""
+
+    def __init__(self, choose: Choose | None, arch: Mapping[str, Any] | None, *, tracing: bool) -> None:
+        self._choose = choose
+        self._arch = arch
+        self._tracing = tracing
+        self._prefix: list[str] = []
+        self.values: dict[str, Any] = {}
+        self.decisions: dict[str, Decision] = {}
+
+    @property
+    def tracing(self) -> bool:
+        """True while only decisions are recorded (sampling, validation), False while building.
+
+        A space whose model is costly to construct may ``return None`` once ``a.tracing`` is
+        true and every decision has been asked: sampling then costs microseconds.
+        """
+        return self._tracing
+
+    @contextmanager
+    def scope(self, prefix: str) -> Iterator[None]:
+        """Prefix the names of the decisions asked inside the block with ``prefix.``."""
+        _check_name(prefix)
+        self._prefix.append(prefix)
+        try:
+            yield
+        finally:
+            self._prefix.pop()
+
+    def choice(self, name: str, options: Sequence[Any]) -> Any:
+        """One of ``options`` (JSON scalars: str, int, float, bool or None)."""
+        if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
+            raise SpaceError(f"choice '{name}': options must be a list, got {options!r}")
+        opts = tuple(options)
+        if not opts:
+            raise SpaceError(f"choice '{name}': options must not be empty")
+        for o in opts:
+            if not isinstance(o, _SCALARS):
+                raise SpaceError(f"choice '{name}': option {o!r} is not a JSON scalar (str, int, float, bool, None)")
+        if len({(type(o), o) for o in opts}) != len(opts):
+            raise SpaceError(f"choice '{name}': options repeat, got {list(opts)}")
+        return self._decide(name, "choice", opts)
+
+    def integer(self, name: str, low: int, high: int, step: int = 1) -> int:
+        """An integer in ``[low, high]`` (both included) on a grid of ``step``."""
+        for label, v in (("low", low), ("high", high), ("step", step)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise SpaceError(f"integer '{name}': {label} must be an int, got {v!r}")
+        if not (low <= high and step > 0):
+            raise SpaceError(f"integer '{name}': `low <= high` and `step > 0` must hold, got {low=}, {high=}, {step=}")
+        return self._decide(name, "integer", tuple(range(low, high + 1, step)))
+
+    def repeat(self, name: str, low: int, high: int) -> range:
+        """A variable depth: ``for i in a.repeat("depth", 1, 4): ...``."""
+        return range(self.integer(name, low, high))
+
+    def inputs(self, name: str, candidates: Sequence[Any], k: int = 1) -> list[Any]:
+        """``k`` distinct inputs of a node, chosen among ``candidates`` (kept in candidate order)."""
+        cands = tuple(candidates)
+        if not cands or any(not isinstance(c, _SCALARS) for c in cands) or len(set(cands)) != len(cands):
+            raise SpaceError(f"inputs '{name}': candidates must be distinct JSON scalars, got {list(cands)}")
+        if not isinstance(k, int) or not 1 <= k <= len(cands):
+            raise SpaceError(f"inputs '{name}': k must be in [1, {len(cands)}], got {k!r}")
+        return list(self._decide(name, "inputs", tuple(itertools.combinations(cands, k))))
+
+    def _decide(self, name: str, kind: Literal["choice", "integer", "inputs"], options: tuple[Any, ...]) -> Any:
+        _check_name(name)
+        full = ".".join([*self._prefix, name])
+        decision = Decision(full, kind, options)
+        if full in self.decisions:
+            if self.decisions[full] != decision:
+                raise SpaceError(f"decision '{full}' is asked twice with different options")
+            return self.decisions[full].options[self.values[full]]
+        if self._arch is not None:
+            if full not in self._arch:
+                shown = [decision.json_value(i) for i in range(min(len(options), 8))]
+                raise InvalidArchitecture(f"architecture has no value for decision '{full}' (options: {shown})")
+            idx = decision.index(self._arch[full])
+        else:
+            assert self._choose is not None
+            idx = decision.index(self._choose(decision))
+        self.decisions[full] = decision
+        self.values[full] = idx
+        return options[idx]
+
+    def arch(self) -> Arch:
+        return Arch({n: d.json_value(self.values[n]) for n, d in self.decisions.items()})
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name or name.strip() != name:
+        raise SpaceError(f"a decision name must be a non-empty string without surrounding spaces, got {name!r}")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One run of a space: the architecture and its decisions in the order they were asked."""
+
+    arch: Arch
+    decisions: tuple[Decision, ...]
+
+
+@dataclass(frozen=True)
+class SpaceSize:
+    """Number of architectures; ``exact`` is False where conditional decisions made it an estimate."""
+
+    count: float
+    exact: bool
+
+    def __str__(self) -> str:
+        if self.exact:
+            return f"{int(self.count):,}"
+        return f"~{self.count:.3g}"
+
+
+def _uniform(rng: np.random.Generator) -> Choose:
+    return lambda d: d.json_value(int(rng.integers(len(d.options))))
+
+
+@dataclass(eq=False)
+class Space:
+    """A search space: a function ``fn(a, **context) -> nn.Module`` plus its default context.
+
+    ``context`` holds the keyword arguments the function takes besides ``a`` (typically
+    ``input_shape`` and ``num_classes``); :meth:`bind` returns the space for another dataset.
+    """
+
+    fn: Callable[..., Any]
+    name: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise SpaceError(f"a space needs a callable, got {self.fn!r}")
+        if not self.name:
+            self.name = getattr(self.fn, "__name__", "space")
+        if not self.description:
+            self.description = (inspect.getdoc(self.fn) or "").split("\n")[0]
+        self._cache: dict[str, Trace | InvalidArchitecture] = {}
+        self._discovered: tuple[Decision, ...] | None = None
+        self._conditional = False
+
+    # -- running the function ------------------------------------------------------------
+    def _run(self, a: Chooser, context: Mapping[str, Any]) -> Any:
+        kwargs = _accepted(self.fn, {**self.context, **context})
+        return self.fn(a, **kwargs)
+
+    def trace(self, choose: Choose) -> Trace:
+        """Run the space, asking ``choose(decision)`` for each value as it is asked."""
+        a = Chooser(choose, None, tracing=True)
+        self._run(a, {})
+        return Trace(a.arch(), tuple(a.decisions.values()))
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> Arch:
+        """A uniformly random path through the space."""
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return self.trace(_uniform(gen)).arch
+
+    def validate(self, arch: Mapping[str, Any]) -> Trace:
+        """Replay ``arch``; raises :class:`InvalidArchitecture` naming the first wrong decision."""
+        if not isinstance(arch, Mapping):
+            raise InvalidArchitecture(f"an architecture must be a mapping of decision name to value, got {arch!r}")
+        key = Arch(arch).key
+        cached = self._cache.get(key)
+        if cached is None:
+            a = Chooser(None, arch, tracing=True)
+            try:
+                self._run(a, {})
+                extra = sorted(set(arch) - set(a.decisions))
+                if extra:
+                    raise InvalidArchitecture(
+                        f"decision '{extra[0]}' is not in space '{self.name}' (or not active on this branch)"
+                    )
+                cached = Trace(a.arch(), tuple(a.decisions.values()))
+            except InvalidArchitecture as e:
+                cached = e
+            if len(self._cache) >= _VALIDATION_CACHE:
+                self._cache.clear()
+            self._cache[key] = cached
+        if isinstance(cached, InvalidArchitecture):
+            raise InvalidArchitecture(str(cached))
+        return cached
+
+    def build(self, arch: Mapping[str, Any], **context: Any) -> Any:
+        """The ``nn.Module`` of ``arch`` (validated first); ``context`` overrides the defaults."""
+        self.validate(arch)
+        a = Chooser(None, arch, tracing=False)
+        return self._run(a, context)
+
+    def bind(self, **context: Any) -> Space:
+        """The same space with other default context (e.g. another dataset's shape)."""
+        return Space(self.fn, name=self.name, context={**self.context, **context}, description=self.description)
+
+    # -- what can be known without training ---------------------------------------------
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """Every decision the space can ask, in first-seen order (conditional ones included).
+
+        Found by running the space once per option of each newly seen decision, so a decision
+        that appears only under a combination of two unrelated choices may be missed.
+        """
+        if self._discovered is None:
+            self._discover()
+        assert self._discovered is not None
+        return self._discovered
+
+    @property
+    def conditional(self) -> bool:
+        """True if some decision exists only on some branches."""
+        self.decisions  # noqa: B018 - discovery sets the flag
+        return self._conditional
+
+    def decision(self, name: str) -> Decision:
+        for d in self.decisions:
+            if d.name == name:
+                return d
+        raise InvalidArchitecture(f"decision '{name}' is not in space '{self.name}'")
+
+    def _discover(self) -> None:
+        known: dict[str, Decision] = {}
+        name_sets: set[frozenset[str]] = set()
+        queue: list[dict[str, Any]] = [{}]
+        runs = 0
+        while queue and runs < _MAX_DISCOVERY_RUNS:
+            forced = queue.pop()
+            runs += 1
+            trace = self.trace(lambda d, f=forced: f.get(d.name, d.json_value(0)))
+            name_sets.add(frozenset(trace.arch))
+            prefix: dict[str, Any] = {}
+            for d in trace.decisions:
+                if d.name not in known:
+                    known[d.name] = d
+                    for i in range(1, len(d.options)):
+                        queue.append({**prefix, d.name: d.json_value(i)})
+                prefix[d.name] = trace.arch[d.name]
+        self._discovered = tuple(known.values())
+        self._conditional = len(name_sets) > 1
+
+    def size(self, samples: int = 2000) -> SpaceSize:
+        """Number of architectures: exact when nothing is conditional, else Knuth's estimate.
+
+        Knuth's estimator: along a random path, the product of the branching factors is an
+        unbiased estimate of the number of leaves (architectures) of the decision tree.
+        """
+        if not self.conditional:
+            return SpaceSize(float(math.prod(len(d.options) for d in self.decisions)), True)
+        rng = np.random.default_rng(0)
+        total = 0.0
+        for _ in range(samples):
+            total += math.prod(len(d.options) for d in self.trace(_uniform(rng)).decisions)
+        return SpaceSize(total / samples, False)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary: name, description, decisions."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "conditional": self.conditional,
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
+
+
+def _accepted(fn: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return dict(context)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(context)
+    return {k: v for k, v in context.items() if k in params}
+
+
+def space(
+    fn: Callable[..., Any] | None = None, *, name: str = "", description: str = "", **context: Any
+) -> Any:
+    """Decorator: turn ``fn(a, **context)`` into a :class:`Space`.
+
+    ``@space`` or ``@space(input_shape=(1, 8, 8), num_classes=10)``.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Space:
+        return Space(f, name=name, context=context, description=description)
+
+    return wrap(fn) if fn is not None else wrap

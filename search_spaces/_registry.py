@@ -1,0 +1,85 @@
+"""Built-in spaces by name, and user spaces from ``path/to/file.py:function``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from search_spaces._dsl import Space, SpaceError
+
+__all__ = ["get", "load", "names"]
+
+# name -> "module:attribute"; imported on first use so listing names costs nothing.
+_BUILTIN = {
+    "cnn": "search_spaces.cnn:cnn",
+    "mlp": "search_spaces.mlp:mlp",
+    "nb201": "search_spaces.nb201:nb201",
+}
+
+
+def names() -> list[str]:
+    """Names of the built-in spaces."""
+    return sorted(_BUILTIN)
+
+
+def get(name: str) -> Space:
+    """The built-in space called ``name``."""
+    if name not in _BUILTIN:
+        raise SpaceError(f"unknown space {name!r}; built-in spaces: {', '.join(names())}")
+    module, attr = _BUILTIN[name].split(":")
+    obj = getattr(importlib.import_module(module), attr)
+    return obj if isinstance(obj, Space) else Space(obj, name=name)
+
+
+def load(spec: str | Space) -> Space:
+    """A space from a built-in name or ``path/to/file.py:function``.
+
+    The function may be a :class:`Space` (e.g. made with ``@space``), a space function
+    ``fn(a, ...)``, or a factory with no arguments that returns a :class:`Space`.
+    """
+    if isinstance(spec, Space):
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise SpaceError(f"a space is a built-in name or 'path/to/file.py:function', got {spec!r}")
+    if ":" not in spec and not spec.endswith(".py"):
+        return get(spec)
+    path_text, _, attr = spec.rpartition(":") if ":" in spec else (spec, ":", "")
+    path = Path(path_text)
+    if not attr:
+        raise SpaceError(f"space file {spec!r}: name the function, as in '{path_text}:my_space'")
+    if not path.is_file():
+        raise SpaceError(f"space file {str(path)!r} does not exist")
+    mod_name = f"_automl_user_space_{abs(hash(str(path.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise SpaceError(f"space file {str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[mod_name] = module  # so multiprocessing/pickle can find the space again
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as e:
+        raise SpaceError(f"space file {str(path)!r} raised {type(e).__name__}: {e}") from e
+    if not hasattr(module, attr):
+        raise SpaceError(f"space file {str(path)!r} defines no {attr!r}")
+    obj = getattr(module, attr)
+    if isinstance(obj, Space):
+        return obj
+    if not callable(obj):
+        raise SpaceError(f"{spec!r} is not a space function or a Space")
+    try:
+        import inspect
+
+        takes_args = bool(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        takes_args = True
+    if not takes_args:
+        try:
+            made = obj()
+        except Exception as e:
+            raise SpaceError(f"{spec!r} raised {type(e).__name__}: {e}") from e
+        if not isinstance(made, Space):
+            raise SpaceError(f"{spec!r} takes no arguments, so it must return a Space, got {type(made).__name__}")
+        return made
+    return Space(obj, name=attr)

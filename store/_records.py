@@ -1,0 +1,93 @@
+"""Frozen records handed out by the store (never ORM rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SearchRecord", "StepRecord", "TrialRecord", "TrialStatus"]
+
+
+class TrialStatus(str, enum.Enum):
+    """Life cycle: proposed -> running -> completed | failed | pruned | infeasible."""
+
+    PROPOSED = "proposed"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PRUNED = "pruned"
+    INFEASIBLE = "infeasible"
+
+    def is_finished(self) -> bool:
+        return self not in (TrialStatus.PROPOSED, TrialStatus.RUNNING)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """One search. ``objectives`` are metric names, a leading ``-`` meaning minimize."""
+
+    id: int
+    name: str
+    space: str  # built-in name or "path.py:function"
+    strategy: str
+    objectives: tuple[str, ...]
+    config: Mapping[str, Any]  # JSON: trials, seed, dataset, evaluator, strategy options, ...
+    created_at: dt.datetime
+    driver: str | None = None  # "host:pid" of the driver holding the search, if any
+    driver_heartbeat_at: dt.datetime | None = None
+
+    @property
+    def objective(self) -> str:
+        """The primary objective's metric name (without the ``-``)."""
+        return self.objectives[0].lstrip("-")
+
+    @property
+    def maximize(self) -> bool:
+        return not self.objectives[0].startswith("-")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a search. ``value`` is the primary objective's raw metric (not negated)."""
+
+    search_id: int
+    number: int  # 0, 1, 2, ... within its search
+    status: TrialStatus
+    arch: Mapping[str, Any]
+    arch_key: str
+    proposer: str
+    parent: int | None = None  # number of the parent trial (evolution)
+    info: Mapping[str, Any] = field(default_factory=dict)  # proposer's JSON (e.g. RL log-probs)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    value: float | None = None
+    error: str | None = None
+    worker: str | None = None
+    attempts: int = 0  # times it was started
+    result_seq: int | None = None  # order in which results were stored (1, 2, ...)
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    heartbeat_at: dt.datetime | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """An intermediate report (e.g. one epoch) of a trial."""
+
+    number: int
+    step: int
+    metrics: Mapping[str, Any]
+    value: float | None
+    created_at: dt.datetime | None = None
