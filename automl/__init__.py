@@ -1,0 +1,15 @@
+"""automl: neural architecture search over a PyTorch search-space DSL, results in SQL.
+
+>>> import automl
+>>> res = automl.search("cnn", "digits", strategy="evolution", trials=20)   # doctest: +SKIP
+>>> res.best.arch, res.best.metrics["accuracy"]                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from automl._api import load, search
+from automl._checks import UsageError
+from automl._result import SearchResult
+
+__all__ = ["SearchResult", "UsageError", "load", "search"]
+__version__ = "0.1.0"

@@ -82,6 +82,15 @@ class Proposer(abc.ABC):
     def tell(self, result: Result) -> None:  # noqa: B027 - a no-op is a valid default
         """Learn from one finished trial."""
 
+    def checkpoint_due(self) -> bool:
+        """True when the state changed enough to be worth storing now (after :meth:`tell`).
+
+        The loop then saves :meth:`state_dict` with the sequence number of the last result
+        told; results stored after it are told again on resume, so skipping a save loses
+        nothing. The RL controller answers True only after a policy update.
+        """
+        return not self.replay
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state; subclasses extend ``super().state_dict()``."""
         return {"rng": self.rng.bit_generator.state}

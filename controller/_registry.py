@@ -18,7 +18,18 @@ class UnknownStrategy(ValueError):
 
 def _registry() -> dict[str, Callable[..., Proposer]]:
     # Imported lazily: optional strategies pull heavier dependencies (optuna, torch).
-    reg: dict[str, Callable[..., Proposer]] = {"random": RandomProposer}
+    from controller._evolution import EvolutionProposer
+    from controller._optuna import NSGA2Proposer, TPEProposer
+    from controller._rl import ReinforceProposer, RLProposer
+
+    reg: dict[str, Callable[..., Proposer]] = {
+        "random": RandomProposer,
+        "evolution": EvolutionProposer,
+        "rl": RLProposer,
+        "reinforce": ReinforceProposer,
+        "tpe": TPEProposer,
+        "nsga2": NSGA2Proposer,
+    }
     return reg
 
 

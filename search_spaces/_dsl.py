@@ -19,6 +19,7 @@ architecture is replayed; a missing, wrong or unused decision is refused by name
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import itertools
 import math
@@ -63,8 +64,7 @@ class Decision:
         """The option's position; raises :class:`InvalidArchitecture` naming this decision."""
         probe = tuple(value) if self.kind == "inputs" and isinstance(value, (list, tuple)) else value
         for i, option in enumerate(self.options):
-            # bool is an int in Python: keep True from matching 1.
-            if option == probe and type(option) is type(probe):
+            if _same(option, probe):
                 return i
             if self.kind == "integer" and isinstance(probe, float) and probe.is_integer() and option == probe:
                 return i
@@ -79,6 +79,13 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "options": [self.json_value(i) for i in range(len(self.options))]}
+
+
+def _same(x: Any, y: Any) -> bool:
+    # bool is an int in Python (True == 1): keep True from matching 1, also inside a tuple of inputs.
+    if isinstance(x, tuple) and isinstance(y, tuple):
+        return len(x) == len(y) and all(map(_same, x, y))
+    return type(x) is type(y) and x == y
 
 
 Choose = Callable[[Decision], Any]
@@ -150,7 +157,7 @@ class Chooser:
         cands = tuple(candidates)
         if not cands or any(not isinstance(c, _SCALARS) for c in cands) or len(set(cands)) != len(cands):
             raise SpaceError(f"inputs '{name}': candidates must be distinct JSON scalars, got {list(cands)}")
-        if not isinstance(k, int) or not 1 <= k <= len(cands):
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(cands):
             raise SpaceError(f"inputs '{name}': k must be in [1, {len(cands)}], got {k!r}")
         return list(self._decide(name, "inputs", tuple(itertools.combinations(cands, k))))
 
@@ -231,10 +238,22 @@ class Space:
         self._cache: dict[str, Trace | InvalidArchitecture] = {}
         self._discovered: tuple[Decision, ...] | None = None
         self._conditional = False
+        self._params = _parameters(self.fn)  # once: inspect.signature would dominate a sample's cost
+        self._origin: str | None = None  # "path/to/file.py:fn" when loaded from a file (see __reduce__)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # `@space` rebinds the function's module-level name to this Space, so pickle cannot find
+        # the function by its name: send where to find it instead (a worker process imports the
+        # module, or loads the user's file again). Local functions go by value (cloudpickle).
+        qualname = getattr(self.fn, "__qualname__", "<")
+        where = self._origin or (self.fn if "<" in qualname else (self.fn.__module__, qualname))
+        return (_restore, (where, self.name, dict(self.context), self.description))
 
     # -- running the function ------------------------------------------------------------
     def _run(self, a: Chooser, context: Mapping[str, Any]) -> Any:
-        kwargs = _accepted(self.fn, {**self.context, **context})
+        kwargs = {**self.context, **context}
+        if self._params is not None:  # pass only the context the function takes
+            kwargs = {k: v for k, v in kwargs.items() if k in self._params}
         return self.fn(a, **kwargs)
 
     def trace(self, choose: Choose) -> Trace:
@@ -252,13 +271,16 @@ class Space:
         """Replay ``arch``; raises :class:`InvalidArchitecture` naming the first wrong decision."""
         if not isinstance(arch, Mapping):
             raise InvalidArchitecture(f"an architecture must be a mapping of decision name to value, got {arch!r}")
-        key = Arch(arch).key
+        try:
+            key = Arch(arch).key
+        except (TypeError, ValueError) as e:
+            raise InvalidArchitecture(f"an architecture must be JSON-able, got {arch!r} ({e})") from e
         cached = self._cache.get(key)
         if cached is None:
             a = Chooser(None, arch, tracing=True)
             try:
                 self._run(a, {})
-                extra = sorted(set(arch) - set(a.decisions))
+                extra = sorted(set(arch) - set(a.decisions), key=str)
                 if extra:
                     raise InvalidArchitecture(
                         f"decision '{extra[0]}' is not in space '{self.name}' (or not active on this branch)"
@@ -275,13 +297,16 @@ class Space:
 
     def build(self, arch: Mapping[str, Any], **context: Any) -> Any:
         """The ``nn.Module`` of ``arch`` (validated first); ``context`` overrides the defaults."""
-        self.validate(arch)
+        # Validate under the context the model is built with: it may change which decisions exist.
+        (self.bind(**context) if context else self).validate(arch)
         a = Chooser(None, arch, tracing=False)
         return self._run(a, context)
 
     def bind(self, **context: Any) -> Space:
         """The same space with other default context (e.g. another dataset's shape)."""
-        return Space(self.fn, name=self.name, context={**self.context, **context}, description=self.description)
+        bound = Space(self.fn, name=self.name, context={**self.context, **context}, description=self.description)
+        bound._origin = self._origin
+        return bound
 
     # -- what can be known without training ---------------------------------------------
     @property
@@ -335,7 +360,7 @@ class Space:
         unbiased estimate of the number of leaves (architectures) of the decision tree.
         """
         if not self.conditional:
-            return SpaceSize(float(math.prod(len(d.options) for d in self.decisions)), True)
+            return SpaceSize(math.prod(len(d.options) for d in self.decisions), True)  # an int: stays exact
         rng = np.random.default_rng(0)
         total = 0.0
         for _ in range(samples):
@@ -352,19 +377,35 @@ class Space:
         }
 
 
-def _accepted(fn: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def _restore(where: Any, name: str, context: dict[str, Any], description: str) -> Space:
+    """Unpickle a :class:`Space` (see ``Space.__reduce__``)."""
+    fn = where
+    if isinstance(where, str):  # a user's file, loaded again
+        from search_spaces._registry import load  # here: _registry imports this module
+
+        fn = load(where).fn
+    elif isinstance(where, tuple):  # (module, qualname) of a module-level function or Space
+        fn = importlib.import_module(where[0])
+        for part in where[1].split("."):
+            fn = getattr(fn, part)
+        fn = fn.fn if isinstance(fn, Space) else fn
+    restored = Space(fn, name=name, context=context, description=description)
+    restored._origin = where if isinstance(where, str) else None
+    return restored
+
+
+def _parameters(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The names ``fn`` takes; None where it takes any (``**kwargs``) or cannot be inspected."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        return dict(context)
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return dict(context)
-    return {k: v for k, v in context.items() if k in params}
+        return None
+    return frozenset(params)
 
 
-def space(
-    fn: Callable[..., Any] | None = None, *, name: str = "", description: str = "", **context: Any
-) -> Any:
+def space(fn: Callable[..., Any] | None = None, *, name: str = "", description: str = "", **context: Any) -> Any:
     """Decorator: turn ``fn(a, **context)`` into a :class:`Space`.
 
     ``@space`` or ``@space(input_shape=(1, 8, 8), num_classes=10)``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 
@@ -64,13 +65,18 @@ def load(spec: str | Space) -> Space:
     if not hasattr(module, attr):
         raise SpaceError(f"space file {str(path)!r} defines no {attr!r}")
     obj = getattr(module, attr)
+    loaded = _space_of(obj, spec, attr)
+    loaded._origin = f"{path.resolve()}:{attr}"  # so a worker process can load the file again (pickle)
+    return loaded
+
+
+def _space_of(obj: object, spec: str, attr: str) -> Space:
+    # The attribute may be a Space, a space function fn(a, ...), or a factory with no arguments.
     if isinstance(obj, Space):
         return obj
     if not callable(obj):
         raise SpaceError(f"{spec!r} is not a space function or a Space")
     try:
-        import inspect
-
         takes_args = bool(inspect.signature(obj).parameters)
     except (TypeError, ValueError):
         takes_args = True

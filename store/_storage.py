@@ -1,37 +1,42 @@
 """The store: every search, trial, intermediate report and proposer checkpoint.
 
-CONTRACT (implementation to be filled in; signatures are fixed, other packages code against them).
-
 All methods take and return plain values and frozen records (``store._records``), never ORM
 rows. All methods are safe to call from several threads; several processes and machines may
 share one database (SQLite file: WAL + busy timeout, "database is locked" never reaches the
 user; PostgreSQL: row locks). A method that changes rows commits before it returns.
+
+Implementation notes. Each public method is one unit of work: a closure over the session, run by
+``Database.run`` (``store._engine``), which commits, or rolls back and re-runs it on a dropped
+connection or a locked database. Trial numbers and result sequence numbers come from counters on
+the search row (``UPDATE ... SET n = n + 1 RETURNING n``), which also serializes the units that
+take them. Lock order, to rule out deadlocks on PostgreSQL: a unit that locks trial rows and the
+search row locks the trial rows first, and holds the search row for as short a time as it can.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store import _checks
+from store._engine import Database
+from store._errors import NotFound, SchemaError, SearchBusy, StorageError
+from store._models import CheckpointModel, SearchModel, StepModel, TrialModel
 from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
+from store._schema import prepare
 
 __all__ = ["NotFound", "SchemaError", "SearchBusy", "StorageError", "Store"]
 
-
-class StorageError(RuntimeError):
-    """The database failed (after retries)."""
-
-
-class NotFound(LookupError):
-    """No search or trial by that name or number; the message names it."""
-
-
-class SchemaError(StorageError):
-    """The database has a schema this version does not know (newer), or is not an automl db."""
-
-
-class SearchBusy(RuntimeError):
-    """Another live driver holds the search; the message names it and says what to do."""
+T = TypeVar("T")
+KEEP_CHECKPOINTS = 3
+_RUNNING = TrialStatus.RUNNING.value
 
 
 class Store:
@@ -43,38 +48,120 @@ class Store:
     """
 
     def __init__(self, url: str = "sqlite:///automl.db", *, read_only: bool = False) -> None:
-        raise NotImplementedError
+        self.url = url
+        self.read_only = read_only
+        self._db = Database(url, read_only=read_only)
+        try:
+            self._db.run(lambda s: prepare(s.connection(), self._db.safe_url, read_only=read_only), write=not read_only)
+        except BaseException:
+            self._db.close()
+            raise
 
     url: str
 
     def close(self) -> None:
         """Dispose of the engine's connections."""
-        raise NotImplementedError
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._db.safe_url!r}{', read_only=True' if self.read_only else ''})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _read(self, work: Callable[[Session], T]) -> T:
+        return self._db.run(work)
+
+    def _write(self, what: str, work: Callable[[Session], T]) -> T:
+        if self.read_only:
+            raise StorageError(f"{self._db.safe_url} is open read-only; cannot {what}")
+        return self._db.run(work, write=True)
+
+    def _search(self, session: Session, search_id: int, *, for_update: bool = False) -> SearchModel:
+        row = SearchModel.find(session, search_id, for_update=for_update)
+        if row is None:
+            raise NotFound(f"no search with id {search_id} in {self._db.safe_url}")
+        return row
+
+    def _trial(self, session: Session, search_id: int, number: int, *, for_update: bool = False) -> TrialModel:
+        row = TrialModel.find(session, search_id, number, for_update=for_update)
+        if row is None:
+            name = self._search(session, search_id).name
+            raise NotFound(f"search {name!r} has no trial {number}")
+        return row
 
     # -- searches -----------------------------------------------------------------------
     def create_search(
         self, name: str, *, space: str, strategy: str, objectives: Sequence[str], config: Mapping[str, Any]
     ) -> SearchRecord:
         """A new search. Raises ``ValueError`` if the name is taken."""
-        raise NotImplementedError
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a search name must be a non-empty string, but got {name!r}")
+        names = _checks.objectives(objectives)
+        cfg = _checks.json_object(config, "config")
+        taken = f"a search named {name!r} already exists in {self._db.safe_url}; pick another name, or resume it"
+
+        def work(s: Session) -> SearchRecord:
+            if SearchModel.find_by_name(s, name) is not None:
+                raise ValueError(taken)
+            row = SearchModel(
+                name=name, space=str(space), strategy=str(strategy), objectives=names, config=cfg,
+                created_at=_now(), trial_count=0, result_count=0,
+            )  # fmt: skip
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError:  # created by another process since the check above
+                raise ValueError(taken) from None
+            return row.to_record()
+
+        return self._write("create a search", work)
 
     def find_search(self, name: str) -> SearchRecord | None:
-        raise NotImplementedError
+        def work(s: Session) -> SearchRecord | None:
+            row = SearchModel.find_by_name(s, name)
+            return None if row is None else row.to_record()
+
+        return self._read(work)
 
     def get_search(self, name: str) -> SearchRecord:
         """Raises :class:`NotFound` ("no search named 'x' in <url>")."""
-        raise NotImplementedError
+        record = self.find_search(name)
+        if record is None:
+            raise NotFound(f"no search named {name!r} in {self._db.safe_url}")
+        return record
 
     def list_searches(self) -> list[SearchRecord]:
         """All searches, oldest first."""
-        raise NotImplementedError
+        return self._read(lambda s: [r.to_record() for r in s.scalars(select(SearchModel).order_by(SearchModel.id))])
 
     def delete_search(self, name: str) -> None:
         """Remove a search and all its rows (trials, steps, checkpoints)."""
-        raise NotImplementedError
+
+        def work(s: Session) -> None:
+            row = SearchModel.find_by_name(s, name)
+            if row is None:
+                raise NotFound(f"no search named {name!r} in {self._db.safe_url}")
+            trial_ids = select(TrialModel.id).where(TrialModel.search_id == row.id)
+            # Explicit, in dependency order (the foreign keys also cascade).
+            s.execute(delete(StepModel).where(StepModel.trial_id.in_(trial_ids)))
+            s.execute(delete(TrialModel).where(TrialModel.search_id == row.id))
+            s.execute(delete(CheckpointModel).where(CheckpointModel.search_id == row.id))
+            s.execute(delete(SearchModel).where(SearchModel.id == row.id))
+
+        self._write("delete a search", work)
 
     def update_search_config(self, search_id: int, config: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        cfg = _checks.json_object(config, "config")
+
+        def work(s: Session) -> None:
+            self._search(s, search_id, for_update=True).config = cfg
+
+        self._write("update a search", work)
 
     # -- driver lease: one live driver per search ---------------------------------------
     def acquire_search(self, search_id: int, driver: str, *, lease_seconds: float = 30.0) -> None:
@@ -84,15 +171,54 @@ class Store:
         the holder is ``driver`` itself, or the holder is a process on this host that no
         longer exists. Otherwise raises :class:`SearchBusy`. Atomic (row lock / transaction).
         """
-        raise NotImplementedError
+
+        def work(s: Session) -> None:
+            row = self._search(s, search_id, for_update=True)
+            now = _now()
+            holder, beat = row.driver, row.driver_heartbeat_at
+            if holder is not None and holder != driver:
+                age = None if beat is None else (now - beat).total_seconds()
+                if age is not None and age <= lease_seconds and not _is_dead_here(holder):
+                    raise SearchBusy(
+                        f"search {row.name!r} is being run by {holder} (last heartbeat {age:.0f} s ago); "
+                        "wait for it to finish, or stop it"
+                    )
+            row.driver, row.driver_heartbeat_at = driver, now
+
+        self._write("acquire a search", work)
 
     def heartbeat(self, search_id: int, driver: str, running: Iterable[int] = ()) -> None:
         """Refresh the driver's lease and the ``heartbeat_at`` of the listed running trials."""
-        raise NotImplementedError
+        numbers = sorted({int(n) for n in running})
+
+        def work(s: Session) -> None:
+            now = _now()
+            if numbers:  # trial rows before the search row (lock order)
+                s.execute(
+                    update(TrialModel)
+                    .where(TrialModel.search_id == search_id, TrialModel.number.in_(numbers))
+                    .where(TrialModel.status == _RUNNING)
+                    .values(heartbeat_at=now)
+                )
+            row = self._search(s, search_id, for_update=True)
+            if row.driver is not None and row.driver != driver:  # raising rolls the trials back too
+                raise SearchBusy(
+                    f"search {row.name!r} was taken over by {row.driver} (the lease of {driver} expired); "
+                    "stop this driver"
+                )
+            row.driver, row.driver_heartbeat_at = driver, now
+
+        self._write("heartbeat", work)
 
     def release_search(self, search_id: int, driver: str) -> None:
         """Give the search up (only if ``driver`` holds it)."""
-        raise NotImplementedError
+
+        def work(s: Session) -> None:
+            row = self._search(s, search_id, for_update=True)
+            if row.driver == driver:
+                row.driver, row.driver_heartbeat_at = None, None
+
+        self._write("release a search", work)
 
     # -- trials -------------------------------------------------------------------------
     def add_trial(
@@ -106,15 +232,63 @@ class Store:
         info: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
         """Store a proposal (status ``proposed``) with the next trial number (0, 1, ...)."""
-        raise NotImplementedError
+        arch_json = _checks.json_object(arch, "arch")
+        info_json = _checks.json_object(info, "info")
+        parent = None if parent is None else int(parent)
+
+        def work(s: Session) -> TrialRecord:
+            count = SearchModel.bump_counter(s, search_id, "trial_count")
+            if count is None:
+                raise NotFound(f"no search with id {search_id} in {self._db.safe_url}")
+            row = TrialModel(
+                search_id=search_id, number=count - 1, status=TrialStatus.PROPOSED.value, arch=arch_json,
+                arch_key=str(arch_key), proposer=str(proposer), parent=parent, info=info_json, metrics={},
+                attempts=0, created_at=_now(),
+            )  # fmt: skip
+            s.add(row)
+            s.flush()
+            return row.to_record()
+
+        return self._write("add a trial", work)
 
     def start_trial(self, search_id: int, number: int, *, worker: str | None = None) -> TrialRecord:
         """``proposed`` -> ``running``; sets started_at, heartbeat_at, attempts += 1."""
-        raise NotImplementedError
 
-    def report_step(self, search_id: int, number: int, step: int, metrics: Mapping[str, Any], value: float | None) -> None:
+        def work(s: Session) -> TrialRecord:
+            row = self._trial(s, search_id, number, for_update=True)
+            if row.status != TrialStatus.PROPOSED.value:
+                name = self._search(s, search_id).name
+                raise ValueError(f"trial {number} of search {name!r} is {row.status}, not proposed; cannot start it")
+            now = _now()
+            row.status, row.started_at, row.heartbeat_at = _RUNNING, now, now
+            row.attempts += 1
+            row.worker = worker
+            return row.to_record()
+
+        return self._write("start a trial", work)
+
+    def report_step(
+        self, search_id: int, number: int, step: int, metrics: Mapping[str, Any], value: float | None
+    ) -> None:
         """Store (or replace) an intermediate report of a running trial."""
-        raise NotImplementedError
+        metrics_json = _checks.json_object(metrics, "metrics")
+        value = _checks.optional_float(value, "value")
+        step = int(step)
+
+        def work(s: Session) -> None:
+            row = self._trial(s, search_id, number, for_update=True)
+            if row.status != _RUNNING:
+                name = self._search(s, search_id).name
+                raise ValueError(
+                    f"trial {number} of search {name!r} is {row.status}, not running; cannot report a step"
+                )
+            existing = s.get(StepModel, (row.id, step))
+            if existing is None:
+                s.add(StepModel(trial_id=row.id, step=step, metrics=metrics_json, value=value, created_at=_now()))
+            else:
+                existing.metrics, existing.value, existing.created_at = metrics_json, value, _now()
+
+        self._write("report a step", work)
 
     def finish_trial(
         self,
@@ -131,18 +305,67 @@ class Store:
         Idempotent for a trial already finished with the same status (returns it unchanged),
         so a retried call after a dropped connection writes no duplicate.
         """
-        raise NotImplementedError
+        status = _checks.status(status)
+        if not status.is_finished():
+            raise ValueError(
+                f"finish_trial needs a finished status (completed, failed, pruned, infeasible), got {status.value!r}"
+            )
+        metrics_json = _checks.json_object(metrics, "metrics")
+        value = _checks.optional_float(value, "value")
+
+        def work(s: Session) -> TrialRecord:
+            row = self._trial(s, search_id, number, for_update=True)
+            if TrialStatus(row.status).is_finished():
+                if row.status == status.value:
+                    return row.to_record()
+                name = self._search(s, search_id).name
+                raise ValueError(
+                    f"trial {number} of search {name!r} is already {row.status}; cannot mark it {status.value}"
+                )
+            # From running, or straight from proposed (e.g. an infeasible proposal never starts).
+            # The counter's UPDATE locks the search row (after the trial row: see the lock order).
+            row.result_seq = SearchModel.bump_counter(s, search_id, "result_count")
+            row.status, row.metrics, row.value, row.error = status.value, metrics_json, value, error
+            row.finished_at = _now()
+            return row.to_record()
+
+        return self._write("finish a trial", work)
 
     def requeue_trials(self, search_id: int, numbers: Iterable[int] | None = None) -> list[TrialRecord]:
         """``running`` -> ``proposed`` (all running trials of the search if ``numbers`` is None).
 
         Used on resume (orphans of a dead driver) and for retries. Returns them by number.
         """
-        raise NotImplementedError
+        wanted = None if numbers is None else sorted({int(n) for n in numbers})
+
+        def work(s: Session) -> list[TrialRecord]:
+            search = self._search(s, search_id)
+            stmt = select(TrialModel).where(TrialModel.search_id == search_id).order_by(TrialModel.number)
+            if wanted is None:
+                stmt = stmt.where(TrialModel.status == _RUNNING)
+            else:
+                stmt = stmt.where(TrialModel.number.in_(wanted))
+            rows = list(s.scalars(stmt.with_for_update()))
+            if wanted is not None:
+                missing = sorted(set(wanted) - {r.number for r in rows})
+                if missing:
+                    raise NotFound(f"search {search.name!r} has no trial {missing[0]}")
+                for r in rows:
+                    if r.status != _RUNNING:
+                        raise ValueError(
+                            f"trial {r.number} of search {search.name!r} is {r.status}, not running; cannot requeue it"
+                        )
+            for r in rows:
+                r.status, r.worker, r.started_at, r.heartbeat_at = TrialStatus.PROPOSED.value, None, None, None
+            if rows:  # the re-run starts from scratch: drop the old attempt's intermediate reports
+                s.execute(delete(StepModel).where(StepModel.trial_id.in_([r.id for r in rows])))
+            return [r.to_record() for r in rows]
+
+        return self._write("requeue trials", work)
 
     def get_trial(self, search_id: int, number: int) -> TrialRecord:
         """Raises :class:`NotFound` ("search 'x' has no trial 7")."""
-        raise NotImplementedError
+        return self._read(lambda s: self._trial(s, search_id, number).to_record())
 
     def trials(
         self,
@@ -156,16 +379,55 @@ class Store:
         """Trials of a search. ``order``: "number" or "result_seq" (results in stored order).
 
         ``after_seq`` keeps results with result_seq > after_seq (requires finished trials).
+        A leading ``-`` ("-number", "-result_seq") reverses the order: newest first.
         """
-        raise NotImplementedError
+        order = _checks.order(order)
+        wanted = None if statuses is None else _checks.statuses(statuses)
+        if limit is not None and (isinstance(limit, bool) or int(limit) < 0):
+            raise ValueError(f"limit must be None or >= 0, but got {limit!r}")
+        stmt = select(TrialModel).where(TrialModel.search_id == search_id)
+        if wanted is not None:
+            stmt = stmt.where(TrialModel.status.in_(wanted))
+        if after_seq is not None:
+            stmt = stmt.where(TrialModel.result_seq > int(after_seq))
+        key = TrialModel.number if order.endswith("number") else TrialModel.result_seq
+        by = [key.desc(), TrialModel.number.desc()] if order.startswith("-") else [key, TrialModel.number]
+        if key is TrialModel.result_seq:
+            by.insert(0, TrialModel.result_seq.is_(None))  # trials without a result last, on every backend
+        stmt = stmt.order_by(*by)
+        if limit is not None:
+            stmt = stmt.limit(int(limit))
+
+        def work(s: Session) -> list[TrialRecord]:
+            self._search(s, search_id)
+            return [r.to_record() for r in s.scalars(stmt)]
+
+        return self._read(work)
 
     def counts(self, search_id: int) -> dict[TrialStatus, int]:
         """Number of trials per status (every status present, zeros included)."""
-        raise NotImplementedError
+
+        def work(s: Session) -> dict[TrialStatus, int]:
+            self._search(s, search_id)
+            rows = s.execute(
+                select(TrialModel.status, func.count())
+                .where(TrialModel.search_id == search_id)
+                .group_by(TrialModel.status)
+            )
+            found = {status: n for status, n in rows}
+            return {status: int(found.get(status.value, 0)) for status in TrialStatus}
+
+        return self._read(work)
 
     def steps(self, search_id: int, number: int) -> list[StepRecord]:
         """Intermediate reports of a trial, by step."""
-        raise NotImplementedError
+
+        def work(s: Session) -> list[StepRecord]:
+            trial = self._trial(s, search_id, number)
+            rows = s.scalars(select(StepModel).where(StepModel.trial_id == trial.id).order_by(StepModel.step))
+            return [StepRecord(number, r.step, dict(r.metrics), r.value, r.created_at) for r in rows]
+
+        return self._read(work)
 
     # -- proposer checkpoints -----------------------------------------------------------
     def save_checkpoint(self, search_id: int, result_seq: int, state: Mapping[str, Any]) -> None:
@@ -173,12 +435,59 @@ class Store:
 
         Keeps the few most recent checkpoints of the search.
         """
-        raise NotImplementedError
+        state_json = _checks.json_object(state, "state")
+        seq = int(result_seq)
+        if seq < 0:
+            raise ValueError(f"result_seq must be >= 0, but got {result_seq!r}")
+
+        def work(s: Session) -> None:
+            self._search(s, search_id)
+            s.add(CheckpointModel(search_id=search_id, result_seq=seq, state=state_json, created_at=_now()))
+            s.flush()
+            keep = (
+                select(CheckpointModel.id)
+                .where(CheckpointModel.search_id == search_id)
+                .order_by(CheckpointModel.result_seq.desc(), CheckpointModel.id.desc())
+                .limit(KEEP_CHECKPOINTS)
+            )
+            s.execute(
+                delete(CheckpointModel).where(
+                    CheckpointModel.search_id == search_id, CheckpointModel.id.not_in(keep.scalar_subquery())
+                )
+            )
+
+        self._write("save a checkpoint", work)
 
     def load_checkpoint(self, search_id: int) -> tuple[int, dict[str, Any]] | None:
         """The latest checkpoint: ``(result_seq, state)``, or None."""
-        raise NotImplementedError
+
+        def work(s: Session) -> tuple[int, dict[str, Any]] | None:
+            self._search(s, search_id)
+            row = s.scalars(
+                select(CheckpointModel)
+                .where(CheckpointModel.search_id == search_id)
+                .order_by(CheckpointModel.result_seq.desc(), CheckpointModel.id.desc())
+                .limit(1)
+            ).first()
+            return None if row is None else (row.result_seq, dict(row.state))
+
+        return self._read(work)
 
 
-def _unused(x: TrialRecord | SearchRecord | StepRecord | TrialStatus) -> None:  # pragma: no cover
-    """Keeps the record imports visible to readers of this contract."""
+# -- helpers (none of them commits) ---------------------------------------------------------
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _is_dead_here(holder: str) -> bool:
+    """Whether ``holder`` ("host:pid") names a process on this host that no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if os.name != "posix" or host != socket.gethostname() or not pid.isdigit() or int(pid) <= 0:
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return False
+    return False

@@ -1,0 +1,266 @@
+"""The search loop: ask -> store -> evaluate -> store -> tell, with K evaluations in flight.
+
+The database is the source of truth. Every proposal is stored before it is evaluated and every
+result before the proposer hears of it, so the loop can die anywhere and a new driver rebuilds
+everything from the store: the proposer from its last checkpoint plus the results stored after
+it, and orphaned ``running`` trials are re-run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from automl._executors import Executor
+from automl._jobs import Done, Job, Step, worker_name
+from controller import Proposer, Result
+from evaluators import Evaluator
+from search_spaces import Arch, InvalidArchitecture, Space
+from store import SearchRecord, Store, TrialRecord, TrialStatus
+
+__all__ = ["LoopStats", "SearchFailed", "run_loop", "to_result"]
+
+_HEARTBEAT_SECONDS = 5.0
+_FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.PRUNED, TrialStatus.INFEASIBLE)
+
+
+class SearchFailed(RuntimeError):
+    """The search stopped because too many trials failed; the message has the last error."""
+
+
+@dataclass
+class LoopStats:
+    """Live counters, read by the progress display."""
+
+    target: int
+    done: int = 0  # completed + pruned: evaluations that count towards ``target``
+    failed: int = 0
+    infeasible: int = 0
+    in_flight: int = 0
+    spent: float = 0.0  # simulated cost of finished trials (metric "cost")
+    best: float | None = None
+    best_number: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def to_result(t: TrialRecord, objectives: tuple[str, ...]) -> Result:
+    """The proposer's view of a stored trial: scores oriented so that higher is better."""
+    scores: list[float] = []
+    if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED):
+        for o in objectives:
+            v = t.metrics.get(o.lstrip("-"))
+            if isinstance(v, (int, float)) and not math.isnan(v):
+                scores.append(-float(v) if o.startswith("-") else float(v))
+    complete = len(scores) == len(objectives)
+    return Result(
+        number=t.number,
+        arch=Arch(t.arch),
+        status=t.status.value,  # type: ignore[arg-type]
+        score=scores[0] if complete else None,
+        scores=tuple(scores) if complete else (),
+        metrics=t.metrics,
+        parent=t.parent,
+        info=t.info,
+    )
+
+
+def _better(a: float, b: float | None, maximize: bool) -> bool:
+    return b is None or (a > b if maximize else a < b)
+
+
+@dataclass
+class _Loop:
+    store: Store
+    search: SearchRecord
+    space: Space
+    proposer: Proposer
+    evaluator: Evaluator
+    executor: Executor
+    trials: int
+    budget: float | None
+    retries: int
+    max_failures: int
+    on_update: Callable[[LoopStats], None]
+    pruner: Callable[[Step, Mapping[str, Any]], bool] | None = None
+    driver: str = field(default_factory=worker_name)
+
+    def __post_init__(self) -> None:
+        self.sid = self.search.id
+        self.stats = LoopStats(self.trials)
+        self.pending: list[TrialRecord] = []
+        self.in_flight: dict[int, TrialRecord] = {}
+        self.last_seq = 0
+        self.failures_in_row = 0
+        self.last_error = ""
+        self._last_beat = 0.0
+
+    # -- resume ---------------------------------------------------------------------------
+    def restore(self) -> None:
+        objectives = self.search.objectives
+        after = 0
+        if not self.proposer.replay:
+            ckpt = self.store.load_checkpoint(self.sid)
+            if ckpt is not None:
+                after, state = ckpt
+                self.proposer.load_state_dict(state)
+        for t in self.store.trials(self.sid, after_seq=after, order="result_seq"):
+            self.proposer.tell(to_result(t, objectives))
+            self.last_seq = t.result_seq or self.last_seq
+        for t in self.store.trials(self.sid, statuses=_FINISHED):
+            self._count(t)
+        self.store.requeue_trials(self.sid)  # orphans of a dead driver run again
+        self.pending = self.store.trials(self.sid, statuses=[TrialStatus.PROPOSED])
+
+    def _count(self, t: TrialRecord) -> None:
+        s = self.stats
+        if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED):
+            s.done += 1
+        elif t.status is TrialStatus.FAILED:
+            s.failed += 1
+        elif t.status is TrialStatus.INFEASIBLE:
+            s.infeasible += 1
+        cost = t.metrics.get("cost")
+        if isinstance(cost, (int, float)) and not math.isnan(cost):
+            s.spent += float(cost)
+        if t.status is TrialStatus.COMPLETED and t.value is not None and _better(t.value, s.best, self.search.maximize):
+            s.best, s.best_number = t.value, t.number
+
+    # -- main loop ------------------------------------------------------------------------
+    def want_more(self) -> bool:
+        s = self.stats
+        if self.budget is not None and s.spent >= self.budget:
+            return False
+        return s.done + len(self.in_flight) < self.trials
+
+    def run(self) -> LoopStats:
+        self.executor.start(self.evaluator, self.search.objective, self._on_step)
+        self.on_update(self.stats)
+        while True:
+            self._fill()
+            if not self.in_flight:
+                break
+            for done in self.executor.poll(timeout=1.0):
+                self._finish(done)
+            self._heartbeat()
+        return self.stats
+
+    def _fill(self) -> None:
+        while len(self.in_flight) < self.executor.capacity and self.want_more():
+            trial = self.pending.pop(0) if self.pending else self._propose()
+            if trial is None:
+                return
+            trial = self.store.start_trial(self.sid, trial.number, worker=self.executor.name)
+            self.in_flight[trial.number] = trial
+            self.stats.in_flight = len(self.in_flight)
+            self.executor.submit(Job(trial.number, Arch(trial.arch), trial.attempts))
+
+    def _propose(self) -> TrialRecord | None:
+        proposal = self.proposer.ask()
+        if proposal is None:
+            if not self.in_flight:
+                raise SearchFailed(f"strategy {self.search.strategy!r} proposed nothing with no trial in flight")
+            return None
+        try:
+            arch = self.space.validate(proposal.arch).arch
+        except InvalidArchitecture as e:  # a proposer bug, not the user's
+            raise SearchFailed(f"strategy {self.search.strategy!r} proposed an invalid architecture: {e}") from e
+        return self.store.add_trial(
+            self.sid,
+            arch=arch,
+            arch_key=arch.key,
+            proposer=self.search.strategy,
+            parent=proposal.parent,
+            info=dict(proposal.info),
+        )
+
+    def _on_step(self, step: Step) -> bool:
+        value = step.metrics.get(self.search.objective)
+        number = float(value) if isinstance(value, (int, float)) else None
+        self.store.report_step(self.sid, step.number, step.step, step.metrics, number)
+        return bool(self.pruner and self.pruner(step, step.metrics))
+
+    def _finish(self, done: Done) -> None:
+        trial = self.in_flight.pop(done.number)
+        self.stats.in_flight = len(self.in_flight)
+        if done.transient and trial.attempts <= self.retries:
+            (requeued,) = self.store.requeue_trials(self.sid, [done.number])
+            self.pending.insert(0, requeued)
+            return
+        metrics = dict(done.metrics)
+        value = metrics.get(self.search.objective)
+        record = self.store.finish_trial(
+            self.sid,
+            done.number,
+            TrialStatus(done.status),
+            metrics=metrics,
+            value=float(value) if isinstance(value, (int, float)) and not math.isnan(value) else None,
+            error=done.error,
+        )
+        self._count(record)
+        self.proposer.tell(to_result(record, self.search.objectives))
+        self.last_seq = record.result_seq or self.last_seq
+        if self.proposer.checkpoint_due():
+            self.store.save_checkpoint(self.sid, self.last_seq, self.proposer.state_dict())
+        self._track_failures(record)
+        self.on_update(self.stats)
+
+    def _track_failures(self, record: TrialRecord) -> None:
+        if record.status is not TrialStatus.FAILED:
+            self.failures_in_row = 0
+            return
+        self.failures_in_row += 1
+        self.last_error = record.error or ""
+        if self.failures_in_row >= self.max_failures:
+            raise SearchFailed(
+                f"{self.failures_in_row} trials failed in a row; last error (trial {record.number}): {self.last_error}"
+            )
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat >= _HEARTBEAT_SECONDS:
+            self.store.heartbeat(self.sid, self.driver, self.in_flight)
+            self._last_beat = now
+
+    def abandon_in_flight(self) -> None:
+        """Put unfinished trials back to ``proposed`` so the next driver runs them."""
+        if self.in_flight:
+            self.store.requeue_trials(self.sid, list(self.in_flight))
+            self.in_flight.clear()
+
+
+def run_loop(
+    store: Store,
+    search: SearchRecord,
+    space: Space,
+    proposer: Proposer,
+    evaluator: Evaluator,
+    executor: Executor,
+    *,
+    trials: int,
+    budget: float | None = None,
+    retries: int = 2,
+    max_failures: int = 10,
+    on_update: Callable[[LoopStats], None] = lambda s: None,
+    pruner: Callable[[Step, Mapping[str, Any]], bool] | None = None,
+) -> LoopStats:
+    """Run (or resume) ``search`` until ``trials`` evaluations are done or ``budget`` is spent.
+
+    Takes the search's driver lease first (:class:`store.SearchBusy` if a live driver holds it).
+    On any exit, trials still in flight go back to ``proposed`` and the lease is released.
+    """
+    loop = _Loop(
+        store, search, space, proposer, evaluator, executor, trials, budget, retries, max_failures, on_update, pruner
+    )
+    store.acquire_search(search.id, loop.driver)
+    try:
+        loop.restore()
+        return loop.run()
+    finally:
+        try:
+            executor.shutdown()
+            loop.abandon_in_flight()
+        finally:
+            store.release_search(search.id, loop.driver)

@@ -1,0 +1,81 @@
+"""Tables for people (rich) and JSON for scripts, shared by the CLI commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from store import TrialRecord
+
+__all__ = ["arch_summary", "console", "fmt", "print_json", "table", "trial_json"]
+
+
+def console():  # noqa: ANN201 - rich is imported lazily to keep `automl --help` fast
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers short (0.9833, 1.2e+06), everything else as text, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, dt.datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def arch_summary(arch: Mapping[str, Any], width: int = 70) -> str:
+    text = " ".join(f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in arch.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        t.add_row(*(fmt(v) for v in row))
+    console().print(t)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, dt.datetime):
+        return o.isoformat()
+    if hasattr(o, "value"):
+        return o.value
+    raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=_default)
+    sys.stdout.write("\n")
+
+
+def trial_json(t: TrialRecord) -> dict[str, Any]:
+    return {
+        "number": t.number,
+        "status": t.status.value,
+        "value": t.value,
+        "arch": dict(t.arch),
+        "arch_key": t.arch_key,
+        "metrics": dict(t.metrics),
+        "proposer": t.proposer,
+        "parent": t.parent,
+        "error": t.error,
+        "worker": t.worker,
+        "attempts": t.attempts,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+    }

@@ -1,0 +1,51 @@
+"""Fixtures for the search loop, API and CLI tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A user evaluator: deterministic, fast, no training. Score = how many 3x3 convs, minus nones.
+EVALUATOR_CODE = textwrap.dedent(
+    """
+    import os, time
+
+    def score(arch):
+        time.sleep(float(os.environ.get("AUTOML_TEST_SLEEP", "0")))
+        ops = list(arch.values())
+        return {"accuracy": ops.count("nor_conv_3x3") - 0.5 * ops.count("none"), "cost": 1.0}
+
+    def broken(arch):
+        raise RuntimeError("evaluator exploded")
+    """
+)
+
+
+@pytest.fixture
+def user_files(tmp_path: Path) -> Path:
+    (tmp_path / "user_eval.py").write_text(EVALUATOR_CODE)
+    return tmp_path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'automl.db'}"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
+    """Run the ``automl`` command in a fresh process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "automl.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        cwd=cwd or ROOT,
+        timeout=timeout,
+    )

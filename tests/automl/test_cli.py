@@ -1,0 +1,106 @@
+"""The `automl` command as a user runs it: a real process, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from store import Store
+
+from .conftest import run_cli
+
+
+def _search(user_files, url, *extra):
+    return run_cli(
+        "search", "nb201", "--evaluator", f"{user_files}/user_eval.py:score", "--storage", url,
+        "--strategy", "random", "--no-progress", *extra,
+    )
+
+
+def test_search_then_top_show_status(user_files, sqlite_url):
+    r = _search(user_files, sqlite_url, "--trials", "6", "--name", "cli")
+    assert r.returncode == 0, r.stderr
+    assert "top 5 of cli by accuracy" in r.stdout
+    assert "automl top cli" in r.stdout
+
+    top = run_cli("top", "cli", "-n", "3", "--json", "--storage", sqlite_url)
+    rows = json.loads(top.stdout)
+    assert len(rows) == 3
+    assert rows[0]["value"] >= rows[1]["value"] >= rows[2]["value"]
+
+    show = run_cli("show", f"cli/{rows[0]['number']}", "--json", "--storage", sqlite_url)
+    detail = json.loads(show.stdout)
+    assert detail["arch"] == rows[0]["arch"] and detail["status"] == "completed"
+
+    plain = run_cli("show", str(rows[0]["number"]), "--storage", sqlite_url)  # latest search
+    assert plain.returncode == 0 and "decisions" in plain.stdout
+
+    status = json.loads(run_cli("status", "--json", "--storage", sqlite_url).stdout)
+    assert status[0]["name"] == "cli" and status[0]["counts"]["completed"] == 6
+
+
+def test_spaces_lists_builtins_with_sizes():
+    r = run_cli("spaces", "--json")
+    assert r.returncode == 0, r.stderr
+    by_name = {s["name"]: s for s in json.loads(r.stdout)}
+    assert by_name["nb201"]["size"] == "15,625"
+    assert {"cnn", "mlp", "nb201"} <= set(by_name)
+
+
+BAD_INPUTS = [
+    (["search", "nospace"], "unknown space 'nospace'"),
+    (["search", "--strategy", "magic"], "unknown strategy 'magic'"),
+    (["search", "--dataset", "imagenet"], "imagenet"),
+    (["search", "--trials", "0"], "trials must be a positive integer, got 0"),
+    (["search", "--trials", "ten"], "invalid int value: 'ten'"),
+    (["search", "missing/file.py:fn"], "does not exist"),
+    (["search", "{tmp}/space.py:nothere"], "defines no 'nothere'"),
+    (["search", "{tmp}/raises.py:fn"], "raised RuntimeError: bad space file"),
+    (["search", "--storage", "nonsense://"], "nonsense"),
+    (["show", "ghost/3"], "no search named 'ghost'"),
+    (["show", "known/99"], "has no trial 99"),
+    (["top", "ghost"], "no search named 'ghost'"),
+    (["train", "nb201", "--arch", '{"1<-0": "conv"}'], "decision '1<-0' got 'conv'"),
+    (["train", "nb201", "--arch", "{nope"], "--arch is not valid JSON"),
+    (["search", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_one_line_exit_2_database_untouched(tmp_path, user_files, args, message):
+    (tmp_path / "space.py").write_text("def other(a):\n    return a.choice('x', [1])\n")
+    (tmp_path / "raises.py").write_text("raise RuntimeError('bad space file')\n")
+    db = tmp_path / "automl.db"
+    url = f"sqlite:///{db}"
+    assert _search(user_files, url, "--trials", "2", "--name", "known").returncode == 0
+    before = db.read_bytes() if not (tmp_path / "automl.db-wal").exists() else None
+    snapshot = tmp_path / "before.db"
+    shutil.copy(db, snapshot)
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    storage = [] if any(a.startswith("--storage") for a in args) or args[0] in ("train", "frobnicate") else [
+        "--storage", url]
+    r = run_cli(*args, *storage)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
+    store = Store(url)
+    s = store.get_search("known")
+    assert len(store.list_searches()) == 1 and len(store.trials(s.id)) == 2
+    store.close()
+    del before
+
+
+def test_failing_evaluator_is_reported_exit_1(user_files, sqlite_url):
+    r = run_cli(
+        "search", "nb201", "--evaluator", f"{user_files}/user_eval.py:broken", "--storage", sqlite_url,
+        "--no-progress", "--max-failures", "3", "--trials", "5",
+    )
+    assert r.returncode == 1
+    assert "3 trials failed in a row" in r.stderr and "RuntimeError: evaluator exploded" in r.stderr
+    assert "Traceback" not in r.stderr
