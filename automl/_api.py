@@ -115,6 +115,12 @@ def search(
     ``trials`` counts finished evaluations (completed or pruned); ``budget`` stops earlier once
     the summed ``cost`` metric (simulated seconds) reaches it.
 
+    ``executor`` runs the evaluations: ``"inline"`` (this thread), ``"local"`` (``workers``
+    processes on this machine, one per GPU when there are GPUs) or ``"ray"`` (a Ray cluster;
+    ``executor_options={"address": "auto", "num_gpus_per_trial": 0.5, ...}``); ``workers=0``
+    lets the executor choose (one per GPU, else per CPU core). ``pruner="asha"`` stops poor
+    trials early from their per-epoch reports (or pass any ``pruner(step, metrics) -> bool``).
+
     Running a search whose ``name`` is already stored resumes it: completed trials are kept,
     unfinished ones re-run and the strategy is rebuilt from the store.
 
@@ -123,7 +129,8 @@ def search(
     >>> res.best.arch                                                   # doctest: +SKIP
     """
     trials = check_positive_int("trials", trials)
-    workers = check_positive_int("workers", workers)
+    if not (workers == 0 and not isinstance(workers, bool) and executor != "inline"):  # 0: the executor decides
+        workers = check_positive_int("workers", workers)
     retries = check_positive_int("retries", retries + 1) - 1
     max_failures = check_positive_int("max_failures", max_failures)
     seed = check_seed(seed)
@@ -149,6 +156,9 @@ def search(
     if proposer.objectives > 1 and len(objectives) < 2:
         raise UsageError(f"strategy {strategy!r} optimizes several objectives; give objective=[...] with two or more")
     exe = make_executor_checked(executor, workers, executor_options)
+    from automl._pruners import make_pruner, restore_pruner
+
+    pruner = make_pruner(pruner, ev, objectives[0])
 
     store = open_store(storage)
     try:
@@ -175,6 +185,7 @@ def search(
                     **dict(config or {}),
                 },
             )
+        restore_pruner(pruner, store, record.id)
         show = progress if progress is not None else _stderr_is_tty()
         with _progress(show, record.name, trials) as on_update:
             run_loop(

@@ -42,7 +42,8 @@ def check_budget(value: Any) -> float | None:
 def check_name(value: Any) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
         raise UsageError(
-            f"search name must be 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit; got {value!r}"
+            "search name must be 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit; "
+            f"got {value!r}"
         )
     return value
 

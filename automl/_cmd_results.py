@@ -1,19 +1,29 @@
-"""``automl status``, ``automl top`` and ``automl show``: read the store, print tables or JSON."""
+"""``automl status``, ``top``, ``show`` and ``compare``: read the store, print tables or JSON.
+
+Each runs the queries of ``store.queries`` in the database; nothing loads every trial.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from automl._checks import UsageError
-from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus
+from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
 
-__all__ = ["latest_search", "print_leaderboard", "register", "resolve_trial"]
+__all__ = ["latest_search", "leaderboard", "print_leaderboard", "register", "resolve_trial"]
+
+_COST_COLUMNS = ("params", "flops", "latency_ms", "train_seconds", "cost")
+_SPARK = "▁▂▃▄▅▆▇█"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)")
+    common.add_argument(
+        "--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)"
+    )
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     s = sub.add_parser("status", parents=[common], help="searches with their trial counts and running trials")
@@ -22,12 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("top", parents=[common], help="the best trials of a search")
     t.add_argument("name", nargs="?", help="search name (default: the latest)")
     t.add_argument("-n", type=int, default=10, help="how many (default: 10)")
+    t.add_argument("--status", default="completed", help="trials of this status (default: completed)")
+    t.add_argument("--proposer", default=None, help="only trials proposed by this proposer")
     t.set_defaults(func=_top)
 
-    w = sub.add_parser("show", parents=[common], help="one trial: decisions, metrics, error")
+    w = sub.add_parser(
+        "show", parents=[common], help="one trial: decisions, metrics, per-epoch curve, parent, children"
+    )
     w.add_argument("trial", help="NUMBER (latest search), SEARCH/NUMBER, or --search SEARCH NUMBER")
     w.add_argument("--search", default=None, help="search name (default: the latest)")
     w.set_defaults(func=_show)
+
+    c = sub.add_parser("compare", parents=[common], help="searches side by side: best, median, best so far")
+    c.add_argument("names", nargs="+", metavar="SEARCH", help="searches to compare")
+    c.set_defaults(func=_compare)
 
 
 def _open(args: argparse.Namespace) -> Store:
@@ -60,31 +78,25 @@ def _age(t: dt.datetime | None) -> str:
     if t is None:
         return "-"
     seconds = (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
-    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+    return (
+        f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+    )
 
 
-def _state(search: SearchRecord, finished: int, target: int | None) -> str:
+def search_state(search: SearchRecord, finished: int, target: int | None) -> str:
+    """running (a live driver holds it), done (reached its target) or stopped."""
     beat = search.driver_heartbeat_at
     if search.driver and beat and (dt.datetime.now(dt.timezone.utc) - beat).total_seconds() < 30:
         return "running"
     return "done" if target and finished >= target else "stopped"
 
 
-def _best(store: Store, search: SearchRecord) -> TrialRecord | None:
-    top = leaderboard(store, search, 1)
-    return top[0] if top else None
-
-
-def leaderboard(store: Store, search: SearchRecord, n: int) -> list[TrialRecord]:
-    """The ``n`` best completed trials."""
+def leaderboard(store: Store, search: SearchRecord, n: int, **filters: Any) -> list[TrialRecord]:
+    """The ``n`` best trials (completed unless ``status=`` says otherwise)."""
     try:
-        from store import queries
-
-        return queries.leaderboard(store, search.id, n)
-    except ImportError:
-        done = [t for t in store.trials(search.id, statuses=[TrialStatus.COMPLETED]) if t.value is not None]
-        done.sort(key=lambda t: (-t.value if search.maximize else t.value, t.number))  # type: ignore[operator]
-        return done[:n]
+        return queries.leaderboard(store, search.id, n, **filters)
+    except ValueError as e:  # bad k, status or proposer: the user's input
+        raise UsageError(str(e)) from e
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -96,11 +108,12 @@ def _status(args: argparse.Namespace) -> int:
         rows, running_rows, payload = [], [], []
         for s in searches:
             counts = store.counts(s.id)
-            best = _best(store, s)
+            top = leaderboard(store, s, 1)
+            best = top[0] if top else None
             target = s.config.get("trials")
             running = store.trials(s.id, statuses=[TrialStatus.RUNNING])
             finished = counts[TrialStatus.COMPLETED] + counts[TrialStatus.PRUNED]
-            state = _state(s, finished, target)
+            state = search_state(s, finished, target)
             rows.append(
                 (
                     s.name,
@@ -144,37 +157,57 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bool = False) -> None:
+def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bool = False, **filters: Any) -> None:
     from automl._api import open_store
     from automl._render import arch_summary, print_json, table, trial_json
 
     store = open_store(storage)
     try:
-        top = leaderboard(store, search, n)
+        top = leaderboard(store, search, n, **filters)
     finally:
         store.close()
     if as_json:
-        print_json([trial_json(t) for t in top])
+        print_json([{"rank": i + 1, **trial_json(t)} for i, t in enumerate(top)])
         return
-    metric_names = [k for k in ("params", "flops", "train_seconds", "cost") if any(k in t.metrics for t in top)]
+    metric_names = [k for k in _COST_COLUMNS if any(k in t.metrics for t in top)]
     rows = [
         (i + 1, t.number, t.value, *(t.metrics.get(k) for k in metric_names), arch_summary(t.arch))
         for i, t in enumerate(top)
     ]
-    title = f"top {len(top)} of {search.name} by {search.objectives[0]}"
+    status = filters.get("status", "completed")
+    which = "" if status in ("completed", TrialStatus.COMPLETED) else f" {status}"
+    title = f"top {len(top)}{which} of {search.name} by {search.objectives[0]}"
     table(title, ["rank", "trial", search.objective, *metric_names, "architecture"], rows)
 
 
 def _top(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError(f"-n must be a positive integer, got {args.n}")
+    known = [s.value for s in TrialStatus]
+    if args.status not in known:
+        raise UsageError(f"--status must be one of {', '.join(known)}, got {args.status!r}")
     store = _open(args)
     try:
         search = store.get_search(args.name) if args.name else latest_search(store)
     finally:
         store.close()
-    print_leaderboard(store.url, search, args.n, as_json=args.json)
+    print_leaderboard(store.url, search, args.n, as_json=args.json, status=args.status, proposer=args.proposer)
     return 0
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """``▁▃▅█``: values scaled between their min and max (for a per-epoch curve in a terminal)."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1.0
+    return "".join(_SPARK[min(len(_SPARK) - 1, int((v - lo) / span * len(_SPARK)))] for v in values)
+
+
+def arch_changes(arch: Mapping[str, Any], parent: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(decision, parent's value, this value) where they differ: what a mutation changed."""
+    names = list(parent) + [k for k in arch if k not in parent]
+    return [(k, parent.get(k, "-"), arch.get(k, "-")) for k in names if parent.get(k, "-") != arch.get(k, "-")]
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -183,25 +216,122 @@ def _show(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         search, trial = resolve_trial(store, args.trial, args.search)
-        steps = store.steps(search.id, trial.number)
+        detail = queries.trial_detail(store, search.id, trial.number)
     finally:
         store.close()
+    trial, steps, parent = detail.trial, detail.steps, detail.parent
+    kids = [{"number": c.number, "status": c.status.value, "value": c.value} for c in detail.children]
     if args.json:
-        print_json({**trial_json(trial), "search": search.name, "steps": [{"step": s.step, **s.metrics} for s in steps]})
+        print_json(
+            {
+                **trial_json(trial),
+                "search": search.name,
+                "steps": [{"step": s.step, **s.metrics} for s in steps],
+                "parent_trial": None
+                if parent is None
+                else {
+                    "number": parent.number,
+                    "value": parent.value,
+                    "changes": [
+                        {"decision": k, "from": a, "to": b} for k, a, b in arch_changes(trial.arch, parent.arch)
+                    ],
+                },
+                "children": kids,
+                "children_total": detail.children_total,
+            }
+        )
         return 0
+    from rich.markup import escape
+
     out = console()
     out.print(
-        f"[bold]{search.name}/{trial.number}[/]  status {trial.status.value}  {search.objectives[0]} "
+        f"[bold]{escape(search.name)}/{trial.number}[/]  status {trial.status.value}  {search.objectives[0]} "
         f"{trial.value if trial.value is not None else '-'}  proposer {trial.proposer}"
-        + (f"  parent {trial.parent}" if trial.parent is not None else "")
         + (f"  worker {trial.worker}" if trial.worker else "")
+        + (f"  {trial.duration:.1f} s" if trial.duration is not None else "")
     )
     table("decisions", ["decision", "value"], list(trial.arch.items()))
     if trial.metrics:
         table("metrics", ["metric", "value"], sorted(trial.metrics.items()))
     if steps:
-        keys = sorted({k for s in steps for k in s.metrics})
+        keys = sorted({k for s in steps for k in s.metrics if isinstance(s.metrics[k], (int, float))})
         table("per step", ["step", *keys], [(s.step, *(s.metrics.get(k) for k in keys)) for s in steps])
+        values = [s.value for s in steps if s.value is not None]
+        if len(values) > 1:
+            out.print(f"{search.objective} by step: {sparkline(values)}  {values[0]:.4g} -> {values[-1]:.4g}")
+    if parent is not None:
+        changes = arch_changes(trial.arch, parent.arch)
+        table(
+            f"parent {parent.number} ({search.objective} {parent.value if parent.value is not None else '-'})",
+            ["decision", f"trial {parent.number}", f"trial {trial.number}"],
+            changes or [("(same architecture)", "", "")],
+        )
+    elif trial.parent is not None:
+        out.print(f"parent {trial.parent} (not stored)")
+    if kids:
+        more = detail.children_total - len(kids)
+        title = f"children ({detail.children_total})" + (f", the first {len(kids)}" if more else "")
+        table(title, ["trial", "status", search.objective], [(k["number"], k["status"], k["value"]) for k in kids])
     if trial.error:
-        out.print(f"[red]error:[/] {trial.error}")
+        out.print(f"[red]error:[/] {escape(trial.error)}")
+    return 0
+
+
+def _milestones(summaries: Sequence[queries.SearchSummary]) -> list[int]:
+    last = max((s.curve.last_number or 0) for s in summaries)
+    marks, m = [], 10
+    while m <= last and len(marks) < 4:
+        marks.append(m)
+        m *= 10
+    return marks
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from automl._render import print_json, table
+
+    store = _open(args)
+    try:
+        try:
+            summaries = queries.compare(store, list(args.names))
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+    finally:
+        store.close()
+    if args.json:
+        print_json(
+            [
+                {
+                    "search": x.search.name,
+                    "strategy": x.search.strategy,
+                    "space": x.search.space,
+                    "objective": x.search.objectives[0],
+                    "counts": dict(x.counts),
+                    "best": x.best,
+                    "best_number": x.best_number,
+                    "median": x.median,
+                    "best_so_far": [
+                        {"number": p.number, "value": p.value, "elapsed_s": p.elapsed} for p in x.curve.points
+                    ],
+                }
+                for x in summaries
+            ]
+        )
+        return 0
+    marks = _milestones(summaries)
+    rows = [
+        (
+            x.search.name,
+            x.search.strategy,
+            x.search.objectives[0],
+            x.counts["completed"],
+            x.counts["failed"],
+            x.best,
+            x.best_number,
+            x.median,
+            *(x.curve.best_at(m - 1) for m in marks),
+        )
+        for x in summaries
+    ]
+    cols = ["search", "strategy", "objective", "completed", "failed", "best", "best trial", "median"]
+    table("searches compared", [*cols, *(f"best of first {m}" for m in marks)], rows)
     return 0

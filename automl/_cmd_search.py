@@ -32,9 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, default=None, help="stop at this many simulated seconds (metric 'cost')")
     p.add_argument("--epochs", type=int, default=None, help="training epochs per child (default: 8)")
     p.add_argument("--objective", default=None, help="metric to maximize, '-name' to minimize (default: accuracy)")
-    p.add_argument("--workers", type=int, default=1, help="evaluations in flight (default: 1)")
-    p.add_argument("--executor", default=None, help="inline | local | ray (default: inline, local if --workers > 1)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="evaluations in flight (default: 1; 0: one per GPU, else per CPU core)"
+    )
+    p.add_argument("--executor", default=None, help="inline | local | ray (default: inline, local if --workers != 1)")
     p.add_argument("--ray-address", default=None, help="join a Ray cluster: auto or HOST:PORT (with --executor ray)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial, may be fractional (ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs per trial (ray; default: 1)")
+    p.add_argument("--pruner", default="none", help="none | asha: stop poor trials early (default: none)")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)")
     p.add_argument("--name", default=None, help="search name; an existing name resumes it")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -91,12 +96,17 @@ def _search(args: argparse.Namespace) -> int:
     evaluator = evaluator_from_spec(spec_text, space, dataset=args.dataset, epochs=args.epochs, seed=args.seed)
     table_eval = args.evaluator.startswith("table")
     objective = args.objective or ("valid_acc_12ep" if table_eval else "accuracy")
-    executor = args.executor or ("local" if args.workers > 1 else "inline")
+    executor = args.executor or ("local" if args.workers != 1 else "inline")
     executor_options: dict[str, Any] = {}
-    if args.ray_address:
-        if executor != "ray":
-            raise UsageError("--ray-address needs --executor ray")
-        executor_options["address"] = args.ray_address
+    for flag, key, value in (
+        ("--ray-address", "address", args.ray_address),
+        ("--gpus-per-trial", "num_gpus_per_trial", args.gpus_per_trial),
+        ("--cpus-per-trial", "num_cpus_per_trial", args.cpus_per_trial),
+    ):
+        if value is not None:
+            if executor != "ray":
+                raise UsageError(f"{flag} needs --executor ray")
+            executor_options[key] = value
     storage = args.storage or automl._api.default_storage()
     store = open_store(storage)
     try:
@@ -125,6 +135,7 @@ def _search(args: argparse.Namespace) -> int:
             retries=args.retries,
             max_failures=args.max_failures,
             progress=not args.no_progress,
+            pruner=args.pruner,
             config={"dataset": args.dataset, "evaluator_spec": args.evaluator, "epochs": args.epochs},
             _space_spec=spec,
         )
@@ -197,7 +208,9 @@ def _spaces(args: argparse.Namespace) -> int:
         sp = search_spaces.get(name)
         rows.append((name, len(sp.decisions), str(sp.size()), "yes" if sp.conditional else "no", sp.description))
     if args.json:
-        print_json([dict(zip(["name", "decisions", "size", "conditional", "description"], r)) for r in rows])
+        print_json(
+            [dict(zip(["name", "decisions", "size", "conditional", "description"], r, strict=True)) for r in rows]
+        )
     else:
         table(None, ["space", "decisions", "size", "conditional", "description"], rows)
     return 0

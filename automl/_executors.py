@@ -35,6 +35,10 @@ class Executor(abc.ABC):
     def start(self, evaluator: Evaluator, objective: str, on_step: OnStep) -> None:
         """Prepare to run ``evaluator``; called once before the first submit."""
 
+    def next_worker(self) -> str:
+        """Who will run the next submitted job, as stored on its trial (``automl status``)."""
+        return self.name
+
     @abc.abstractmethod
     def submit(self, job: Job) -> None:
         """Start evaluating ``job`` (returns at once for asynchronous executors)."""

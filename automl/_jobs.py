@@ -102,7 +102,8 @@ def check_metrics(number: int, metrics: Any, objective: str, worker: str | None)
     try:
         value = float(metrics[objective])
     except (TypeError, ValueError):
-        return Done(number, "failed", error=f"metric {objective!r} is not a number: {metrics[objective]!r}", worker=worker)
+        error = f"metric {objective!r} is not a number: {metrics[objective]!r}"
+        return Done(number, "failed", error=error, worker=worker)
     if math.isnan(value) or math.isinf(value):
         return Done(number, "failed", dict(metrics), error=f"metric {objective!r} is {value}", worker=worker)
     return Done(number, "completed", dict(metrics), worker=worker)

@@ -24,6 +24,10 @@ from store import SearchRecord, Store, TrialRecord, TrialStatus
 __all__ = ["LoopStats", "SearchFailed", "run_loop", "to_result"]
 
 _HEARTBEAT_SECONDS = 5.0
+# Results told since the last checkpoint are told again on resume, so checkpoints only bound
+# that replay: one every 50 results (and at exit, and whenever the proposer asks, e.g. after
+# an RL policy update) keeps the per-trial cost down.
+_CHECKPOINT_EVERY = 50
 _FINISHED = (TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.PRUNED, TrialStatus.INFEASIBLE)
 
 
@@ -95,6 +99,7 @@ class _Loop:
         self.last_seq = 0
         self.failures_in_row = 0
         self.last_error = ""
+        self.told_since_checkpoint = 0
         self._last_beat = 0.0
 
     # -- resume ---------------------------------------------------------------------------
@@ -113,6 +118,11 @@ class _Loop:
             self._count(t)
         self.store.requeue_trials(self.sid)  # orphans of a dead driver run again
         self.pending = self.store.trials(self.sid, statuses=[TrialStatus.PROPOSED])
+        stored = self.store.trials(self.sid, order="-number", limit=1)
+        if stored:
+            # The generator restored from a checkpoint would replay asks made after it, whose
+            # proposals are already stored: fold the trial count in so none is proposed twice.
+            self.proposer.reseed(stored[0].number + 1)
 
     def _count(self, t: TrialRecord) -> None:
         s = self.stats
@@ -149,15 +159,18 @@ class _Loop:
 
     def _fill(self) -> None:
         while len(self.in_flight) < self.executor.capacity and self.want_more():
-            trial = self.pending.pop(0) if self.pending else self._propose()
+            worker = self.executor.next_worker()
+            if self.pending:
+                trial = self.store.start_trial(self.sid, self.pending.pop(0).number, worker=worker)
+            else:
+                trial = self._propose(worker)
             if trial is None:
                 return
-            trial = self.store.start_trial(self.sid, trial.number, worker=self.executor.name)
             self.in_flight[trial.number] = trial
             self.stats.in_flight = len(self.in_flight)
             self.executor.submit(Job(trial.number, Arch(trial.arch), trial.attempts))
 
-    def _propose(self) -> TrialRecord | None:
+    def _propose(self, worker: str) -> TrialRecord | None:
         proposal = self.proposer.ask()
         if proposal is None:
             if not self.in_flight:
@@ -174,6 +187,8 @@ class _Loop:
             proposer=self.search.strategy,
             parent=proposal.parent,
             info=dict(proposal.info),
+            start=True,
+            worker=worker,
         )
 
     def _on_step(self, step: Step) -> bool:
@@ -202,10 +217,17 @@ class _Loop:
         self._count(record)
         self.proposer.tell(to_result(record, self.search.objectives))
         self.last_seq = record.result_seq or self.last_seq
-        if self.proposer.checkpoint_due():
-            self.store.save_checkpoint(self.sid, self.last_seq, self.proposer.state_dict())
+        self.told_since_checkpoint += 1
+        if self.proposer.checkpoint_due() or self.told_since_checkpoint >= _CHECKPOINT_EVERY:
+            self.checkpoint()
         self._track_failures(record)
         self.on_update(self.stats)
+
+    def checkpoint(self) -> None:
+        """Store the proposer's state as of the last result told (replaying proposers need none)."""
+        if not self.proposer.replay and self.told_since_checkpoint:
+            self.store.save_checkpoint(self.sid, self.last_seq, self.proposer.state_dict())
+        self.told_since_checkpoint = 0
 
     def _track_failures(self, record: TrialRecord) -> None:
         if record.status is not TrialStatus.FAILED:
@@ -262,5 +284,6 @@ def run_loop(
         try:
             executor.shutdown()
             loop.abandon_in_flight()
+            loop.checkpoint()
         finally:
             store.release_search(search.id, loop.driver)

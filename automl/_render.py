@@ -13,10 +13,14 @@ from store import TrialRecord
 __all__ = ["arch_summary", "console", "fmt", "print_json", "table", "trial_json"]
 
 
-def console():  # noqa: ANN201 - rich is imported lazily to keep `automl --help` fast
+def console():
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output (logs, CI) would otherwise be squeezed to 80 columns.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def fmt(value: Any, digits: int = 4) -> str:

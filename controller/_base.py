@@ -83,13 +83,20 @@ class Proposer(abc.ABC):
         """Learn from one finished trial."""
 
     def checkpoint_due(self) -> bool:
-        """True when the state changed enough to be worth storing now (after :meth:`tell`).
+        """True when the state must be stored now (after :meth:`tell`), e.g. after an RL update.
 
-        The loop then saves :meth:`state_dict` with the sequence number of the last result
-        told; results stored after it are told again on resume, so skipping a save loses
-        nothing. The RL controller answers True only after a policy update.
+        The loop also saves :meth:`state_dict` every few dozen results and at exit, with the
+        sequence number of the last result told; results stored after it are told again on
+        resume, so a skipped save loses nothing.
         """
-        return not self.replay
+        return False
+
+    def reseed(self, entropy: int) -> None:
+        """Fold ``entropy`` into the generator (the loop does it on resume, with the trial count).
+
+        A generator restored from a checkpoint would otherwise repeat the asks made after it.
+        """
+        self.rng = np.random.default_rng([int(self.rng.integers(2**32)), int(entropy)])
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state; subclasses extend ``super().state_dict()``."""

@@ -11,9 +11,9 @@ Resume: the study is not saved (``replay = True``): on resume every stored resul
 and added with ``study.add_trial(create_trial(...))``; so is any result of a trial this object did
 not ask (an earlier driver's). ``Proposal.info["optuna"]`` names the object that asked (``driver``,
 a random token), its Optuna trial number and the trial's system attributes (NSGA-II's generation),
-which the added trial takes over. The sampler is created anew, seeded from the proposer's
-generator, before each ``ask``: the next proposals depend only on the saved generator and the
-results heard, never on how many asks an earlier object made.
+which the added trial takes over. The sampler is created anew before each ``ask``, seeded from
+the proposer's seed and the number of trials in the study: a proposer made with the same seed that
+heard the same results proposes the same next architectures, whether or not it loaded a state.
 
 Status mapping: completed -> COMPLETE (with ``Result.scores``, or ``(score,)``); pruned ->
 PRUNED; failed and infeasible -> FAIL. Optuna's logging is set to WARNING on import.
@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -97,6 +98,7 @@ class OptunaProposer(Proposer):
         self.study = optuna.create_study(
             directions=["maximize"] * self.objectives, sampler=optuna.samplers.RandomSampler(seed=0)
         )
+        self._base_seed = int(self.rng.integers(2**31 - 1))
         self._token = uuid.uuid4().hex[:12]  # tells this object's trials from an earlier driver's
         self._asked: dict[int, optuna.Trial] = {}  # Optuna trial number -> trial in flight
 
@@ -106,7 +108,8 @@ class OptunaProposer(Proposer):
     def ask(self) -> Proposal:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.sampler = self.make_sampler(int(self.rng.integers(2**31 - 1)))
+            seed = np.random.SeedSequence([self._base_seed, len(self.study.trials)]).generate_state(1)[0]
+            self.study.sampler = self.make_sampler(int(seed))
         trial = self.study.ask()
         arch = self.space.trace(lambda d: _suggest(trial, d)).arch
         self._asked[trial.number] = trial
@@ -115,6 +118,13 @@ class OptunaProposer(Proposer):
         return Proposal(
             arch, info={"optuna": {"driver": self._token, "trial": trial.number, "system_attrs": _json_able(attrs)}}
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "base_seed": self._base_seed}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._base_seed = int(state["base_seed"])
 
     def _values(self, result: Result) -> list[float] | None:
         if result.status != "completed":

@@ -67,6 +67,7 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU)
     max_params: int | None = None  # more parameters than this -> Infeasible, before any training
     measure_latency: bool = False  # add latency_ms: median batch-1 forward time after training
+    weights_dir: str | None = None  # keep trained weights: <dir>/<arch key>.pt (a state_dict), metric "weights"
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str, value: object) -> None:
@@ -98,6 +99,11 @@ class TrainConfig:
             self.max_params,
         )
         need(isinstance(self.measure_latency, bool), "measure_latency must be a bool", self.measure_latency)
+        need(
+            self.weights_dir is None or (isinstance(self.weights_dir, str) and bool(self.weights_dir)),
+            "weights_dir must be None or a non-empty path (str)",
+            self.weights_dir,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-able dict."""
@@ -281,6 +287,8 @@ class TrainingEvaluator(Evaluator):
         }
         if cfg.measure_latency:
             out["latency_ms"] = _latency_ms(model, x_val[:1], amp, device)
+        if cfg.weights_dir is not None:
+            out["weights"] = _save_weights(model, Path(cfg.weights_dir) / f"{search_spaces.arch_key(arch)}.pt")
         return out
 
 
@@ -366,6 +374,15 @@ def _validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: _AmpFacto
             loss += F.cross_entropy(logits, yb, reduction="sum")
             correct += (logits.argmax(1) == yb).sum()
     return correct.item() / len(y), loss.item() / len(y)
+
+
+def _save_weights(model: nn.Module, path: Path) -> str:
+    """Write the model's state_dict (on the CPU) to ``path`` atomically; its absolute path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)  # a reader never sees half a file
+    return str(path.resolve())
 
 
 def _latency_ms(model: nn.Module, x1: torch.Tensor, amp: _AmpFactory, device: torch.device) -> float:

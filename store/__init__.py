@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from store import _queries as queries
 from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
 from store._storage import NotFound, SchemaError, SearchBusy, StorageError, Store
 
@@ -15,4 +16,5 @@ __all__ = [
     "Store",
     "TrialRecord",
     "TrialStatus",
+    "queries",
 ]

@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 EXAMPLE = "e.g. 'sqlite:///automl.db' or 'postgresql+psycopg://user@host/db'"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-LOCKED_RETRIES = 6  # after each busy timeout; backoff 0.05 s doubling, capped at 2 s
+LOCKED_RETRIES = 6  # each after a full busy timeout; backoff 0.1 s doubling, capped at 2 s
 DISCONNECT_RETRIES = 4  # backoff 0.2, 0.4, 0.8, 1.6 s
 _WRITE_OPTION = "automl_write"  # connection execution option: this unit of work writes
 
@@ -131,7 +131,8 @@ class Database:
             # The file must exist and is never written: SQLite's read-only URI mode.
             return url.set(database=path.resolve().as_uri()).update_query_dict({"uri": "true", "mode": "ro"})
         path.parent.mkdir(parents=True, exist_ok=True)
-        return url
+        # Absolute, so that a later chdir of the process cannot make new connections open another file.
+        return url.set(database=str(path.resolve()))
 
     def _server_connect_args(self, url: URL) -> dict[str, Any]:
         args: dict[str, Any] = {}
@@ -182,7 +183,7 @@ class Database:
         try:
             connection = self.engine.connect()
         except exc.DBAPIError as e:
-            if not self._connected_once:  # a server that was never reachable: say so, at once
+            if not self._connected_once and not self._is_locked(e):  # never reachable: say so, at once
                 raise StorageError(f"cannot connect to {self.safe_url}: {one_line(e.orig or e)}") from e
             raise
         self._connected_once = True
@@ -195,7 +196,7 @@ class Database:
             try:
                 with self.session(write=write) as session:
                     return work(session)
-            except exc.DBAPIError as e:
+            except (exc.DBAPIError, exc.DisconnectionError) as e:
                 attempt += 1
                 locked = self._is_locked(e)
                 retries = LOCKED_RETRIES if locked else DISCONNECT_RETRIES
@@ -208,26 +209,27 @@ class Database:
             except exc.SQLAlchemyError as e:
                 raise StorageError(f"database error in {self.safe_url}: {one_line(e)}") from e
 
-    def _is_locked(self, e: exc.DBAPIError) -> bool:
-        message = str(e.orig).lower()
+    def _is_locked(self, e: exc.DBAPIError | exc.DisconnectionError) -> bool:
+        message = str(getattr(e, "orig", e)).lower()
         return self.dialect_name == "sqlite" and ("database is locked" in message or "is busy" in message)
 
-    def _is_transient(self, e: exc.DBAPIError) -> bool:
-        if e.connection_invalidated or isinstance(e, exc.DisconnectionError):
+    def _is_transient(self, e: exc.DBAPIError | exc.DisconnectionError) -> bool:
+        if isinstance(e, exc.DisconnectionError) or e.connection_invalidated:
             return True
         return self.dialect_name != "sqlite" and isinstance(e, exc.OperationalError)
 
-    def _describe(self, e: exc.DBAPIError, locked: bool, attempt: int, waited: float) -> str:
+    def _describe(self, e: exc.DBAPIError | exc.DisconnectionError, locked: bool, attempt: int, waited: float) -> str:
         if locked:
             total = attempt * SQLITE_BUSY_TIMEOUT_MS / 1000 + waited
             return (
                 f"database {self.safe_url} stayed locked by another process for over {total:.0f} s; "
                 "is a process stuck holding it?"
             )
-        if self.read_only and "read" in str(e.orig).lower() and "only" in str(e.orig).lower():
-            return f"database {self.safe_url} is open read-only: {one_line(e.orig or e)}"
+        reason = one_line(getattr(e, "orig", None) or e)
+        if self.read_only and "read" in reason.lower() and "only" in reason.lower():
+            return f"database {self.safe_url} is open read-only: {reason}"
         tries = f" (after {attempt} tries)" if attempt > 1 else ""
-        return f"database error in {self.safe_url}{tries}: {one_line(e.orig or e)}"
+        return f"database error in {self.safe_url}{tries}: {reason}"
 
     def close(self) -> None:
         self.engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import store  # noqa: F401 - imports every module that declares tables on Base.metadata
 from store._models import Base
 
 config = context.config

@@ -14,8 +14,16 @@ from .conftest import run_cli
 
 def _search(user_files, url, *extra):
     return run_cli(
-        "search", "nb201", "--evaluator", f"{user_files}/user_eval.py:score", "--storage", url,
-        "--strategy", "random", "--no-progress", *extra,
+        "search",
+        "nb201",
+        "--evaluator",
+        f"{user_files}/user_eval.py:score",
+        "--storage",
+        url,
+        "--strategy",
+        "random",
+        "--no-progress",
+        *extra,
     )
 
 
@@ -81,8 +89,9 @@ def test_bad_input_one_line_exit_2_database_untouched(tmp_path, user_files, args
     shutil.copy(db, snapshot)
 
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    storage = [] if any(a.startswith("--storage") for a in args) or args[0] in ("train", "frobnicate") else [
-        "--storage", url]
+    storage = (
+        [] if any(a.startswith("--storage") for a in args) or args[0] in ("train", "frobnicate") else ["--storage", url]
+    )
     r = run_cli(*args, *storage)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
@@ -98,8 +107,17 @@ def test_bad_input_one_line_exit_2_database_untouched(tmp_path, user_files, args
 
 def test_failing_evaluator_is_reported_exit_1(user_files, sqlite_url):
     r = run_cli(
-        "search", "nb201", "--evaluator", f"{user_files}/user_eval.py:broken", "--storage", sqlite_url,
-        "--no-progress", "--max-failures", "3", "--trials", "5",
+        "search",
+        "nb201",
+        "--evaluator",
+        f"{user_files}/user_eval.py:broken",
+        "--storage",
+        sqlite_url,
+        "--no-progress",
+        "--max-failures",
+        "3",
+        "--trials",
+        "5",
     )
     assert r.returncode == 1
     assert "3 trials failed in a row" in r.stderr and "RuntimeError: evaluator exploded" in r.stderr

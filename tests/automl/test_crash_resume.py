@@ -26,8 +26,19 @@ def _completed(url: str, name: str) -> dict[int, float]:
 
 def _command(user_files, url, n, strategy):
     return [
-        "search", "nb201", "--evaluator", f"{user_files}/user_eval.py:score", "--storage", url, "--name", "crash",
-        "--trials", str(n), "--strategy", strategy, "--no-progress",
+        "search",
+        "nb201",
+        "--evaluator",
+        f"{user_files}/user_eval.py:score",
+        "--storage",
+        url,
+        "--name",
+        "crash",
+        "--trials",
+        str(n),
+        "--strategy",
+        strategy,
+        "--no-progress",
     ]
 
 
@@ -36,7 +47,11 @@ def _kill_midway_then_resume(user_files, url, strategy, sig):
     env = {**os.environ, "AUTOML_TEST_SLEEP": "0.15"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "automl.cli", *_command(user_files, url, n, strategy)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while len(_completed(url, "crash")) < 5:

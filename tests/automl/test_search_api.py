@@ -52,8 +52,12 @@ def test_resume_reruns_orphaned_running_trials(sqlite_url):
     store = Store(sqlite_url)
     sid = store.get_search("orph").id
     # a dead driver left a proposal and a running trial behind
-    t = store.add_trial(sid, arch={"1<-0": "none", "2<-0": "none", "2<-1": "none", "3<-0": "none", "3<-1": "none",
-                                   "3<-2": "nor_conv_3x3"}, arch_key="k", proposer="random")
+    t = store.add_trial(
+        sid,
+        arch={"1<-0": "none", "2<-0": "none", "2<-1": "none", "3<-0": "none", "3<-1": "none", "3<-2": "nor_conv_3x3"},
+        arch_key="k",
+        proposer="random",
+    )
     store.start_trial(sid, t.number, worker="dead")
     store.close()
     automl.search("nb201", conv_count, strategy="random", trials=5, storage=sqlite_url, name="orph", seed=0)
@@ -84,7 +88,7 @@ def test_too_many_failures_in_a_row_stop_the_search(sqlite_url):
     def always(arch):
         raise RuntimeError("boom")
 
-    with pytest.raises(automl._loop.SearchFailed, match="5 trials failed in a row; last error.*RuntimeError: boom"):
+    with pytest.raises(automl._loop.SearchFailed, match=r"5 trials failed in a row; last error.*RuntimeError: boom"):
         automl.search("nb201", always, strategy="random", trials=10, storage=sqlite_url, max_failures=5)
 
 

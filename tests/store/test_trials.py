@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import exc
 
 from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus
 
@@ -80,11 +82,37 @@ def test_finish_is_idempotent(store: Store, search: SearchRecord) -> None:
     assert store.get_trial(search.id, 0) == first
 
 
-@pytest.mark.parametrize("status", [S.PROPOSED, S.RUNNING, "done"])
-def test_finish_needs_a_finished_status(store: Store, search: SearchRecord, status: object) -> None:
+def test_finish_retried_after_a_lost_commit_reply_writes_no_duplicate(
+    store: Store, search: SearchRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add(store, search, 2)
+    store.start_trial(search.id, 0)
+    real, commits = store._db.session, []
+
+    @contextmanager
+    def reply_lost_once(*, write: bool = False):  # type: ignore[no-untyped-def]
+        with real(write=write) as session:
+            yield session
+        commits.append(1)  # committed; now the connection "drops" before the caller hears so
+        if len(commits) == 1:
+            lost = Exception("server closed the connection unexpectedly")
+            raise exc.OperationalError("COMMIT", {}, lost, connection_invalidated=True)
+
+    monkeypatch.setattr(store._db, "session", reply_lost_once)
+    done = store.finish_trial(search.id, 0, S.COMPLETED, value=0.5)
+    assert len(commits) == 2  # the unit of work ran twice...
+    assert (done.status, done.result_seq) == (S.COMPLETED, 1)  # ...and the second found the first's result
+    assert store.finish_trial(search.id, 1, S.COMPLETED, value=0.7).result_seq == 2
+    assert store.counts(search.id)[S.COMPLETED] == 2
+
+
+def test_finish_needs_a_finished_status(store: Store, search: SearchRecord) -> None:
     _add(store, search, 1)
-    with pytest.raises(ValueError):
-        store.finish_trial(search.id, 0, status)  # type: ignore[arg-type]
+    for status in (S.PROPOSED, S.RUNNING):
+        with pytest.raises(ValueError, match="finish_trial needs a finished status"):
+            store.finish_trial(search.id, 0, status)
+    with pytest.raises(ValueError, match="unknown trial status 'done'"):
+        store.finish_trial(search.id, 0, "done")  # type: ignore[arg-type]
     assert store.get_trial(search.id, 0).status == S.PROPOSED
 
 
@@ -151,8 +179,9 @@ def test_requeue(store: Store, search: SearchRecord) -> None:
     # Started again, it counts a second attempt; requeue by number.
     assert store.start_trial(search.id, 0).attempts == 2
     assert [t.number for t in store.requeue_trials(search.id, [0])] == [0]
-    with pytest.raises(ValueError, match="trial 2 of search 's1' is completed, not running"):
-        store.requeue_trials(search.id, [2])
+    # Listed trials that are not running stay as they are.
+    assert store.requeue_trials(search.id, [2, 0]) == []
+    assert store.get_trial(search.id, 2).status == S.COMPLETED
     with pytest.raises(NotFound, match="search 's1' has no trial 9"):
         store.requeue_trials(search.id, [9])
     assert store.requeue_trials(search.id, []) == []
@@ -160,8 +189,8 @@ def test_requeue(store: Store, search: SearchRecord) -> None:
 
 def test_steps(store: Store, search: SearchRecord) -> None:
     _add(store, search, 2)
-    with pytest.raises(ValueError, match="not running; cannot report a step"):
-        store.report_step(search.id, 0, 0, {"acc": 0.1}, 0.1)
+    store.report_step(search.id, 0, 0, {"acc": 0.1}, 0.1)  # proposed: a late report of an old attempt
+    assert store.steps(search.id, 0) == []
     store.start_trial(search.id, 0)
     store.report_step(search.id, 0, 1, {"acc": 0.2}, 0.2)
     store.report_step(search.id, 0, 0, {"acc": 0.1}, 0.1)
@@ -174,6 +203,10 @@ def test_steps(store: Store, search: SearchRecord) -> None:
     assert store.steps(search.id, 1) == []
     with pytest.raises(NotFound, match="search 's1' has no trial 7"):
         store.steps(search.id, 7)
+    # A report that arrives just after the result is kept.
+    store.finish_trial(search.id, 0, S.COMPLETED, value=0.3)
+    store.report_step(search.id, 0, 2, {"acc": 0.3}, 0.3)
+    assert [s.step for s in store.steps(search.id, 0)] == [0, 1, 2]
 
 
 def test_not_found_messages(store: Store, search: SearchRecord) -> None:
