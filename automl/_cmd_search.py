@@ -12,7 +12,7 @@ from automl._checks import UsageError
 
 __all__ = ["register"]
 
-_DEMO = "cnn on digits, aging evolution, 24 trials of 8 epochs, on the CPU"
+_DEMO = "cnn on digits, aging evolution, 24 trials of 10 epochs, on the CPU"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="evolution", help="search strategy (default: evolution)")
     p.add_argument("--trials", type=int, default=24, help="finished evaluations wanted (default: 24)")
     p.add_argument("--budget", type=float, default=None, help="stop at this many simulated seconds (metric 'cost')")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs per child (default: 8)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs per child (default: 10)")
     p.add_argument("--objective", default=None, help="metric to maximize, '-name' to minimize (default: accuracy)")
     p.add_argument(
         "--workers", type=int, default=1, help="evaluations in flight (default: 1; 0: one per GPU, else per CPU core)"

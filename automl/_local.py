@@ -32,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -69,26 +69,22 @@ def user_modules() -> dict[str, str]:
 def dump_evaluator(evaluator: Evaluator) -> bytes:
     """The evaluator as bytes for worker processes; :class:`UsageError` naming why if it cannot be.
 
-    Plain pickle first (functions by reference: their module must be importable in the worker);
-    cloudpickle, when installed, for what pickle refuses (lambdas, closures, local functions).
+    cloudpickle when installed (it comes with Ray): functions of importable modules go by
+    reference, and what a worker could not import (the ``__main__`` script's functions, lambdas,
+    closures) by value. Plain pickle otherwise: functions by reference only.
     """
     try:
-        return pickle.dumps(evaluator, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as first:
-        try:
-            import cloudpickle
-        except ImportError:
-            raise UsageError(
-                f"the evaluator cannot be sent to worker processes ({type(first).__name__}: {first}); "
-                "define it at module level in an importable module or a .py file, or install cloudpickle"
-            ) from first
-        try:
-            return cloudpickle.dumps(evaluator, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:
-            raise UsageError(
-                f"the evaluator cannot be sent to worker processes ({type(e).__name__}: {e}); "
-                "define it at module level in an importable module or a .py file"
-            ) from e
+        import cloudpickle as pickler
+    except ImportError:
+        pickler = pickle  # type: ignore[assignment]
+    try:
+        return pickler.dumps(evaluator, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        hint = "" if pickler is not pickle else ", or install cloudpickle"
+        raise UsageError(
+            f"the evaluator cannot be sent to worker processes ({type(e).__name__}: {e}); "
+            f"define it at module level in an importable module or a .py file{hint}"
+        ) from e
 
 
 def load_evaluator(payload: bytes, modules: Mapping[str, str]) -> Evaluator:
@@ -216,6 +212,7 @@ class _Worker:
     error: str | None = None  # the evaluator did not load there
     job: Job | None = None
     job_started: float = 0.0
+    failed_starts: int = 0  # replacements in this slot that died before they were ready
 
 
 class LocalExecutor(Executor):
@@ -247,6 +244,7 @@ class LocalExecutor(Executor):
         if isinstance(gpus, str):
             gpus = [g.strip() for g in gpus.split(",") if g.strip()]
         self._gpus = visible_gpus() if gpus is None else [str(g) for g in gpus]
+        self._hide_gpus = gpus is not None and not self._gpus  # gpus=[]: CPU only, even where there are GPUs
         auto = len(self._gpus) or _cores()
         super().__init__(workers or auto)
         self.threads = threads or max(1, _cores() // self.workers)
@@ -275,19 +273,23 @@ class LocalExecutor(Executor):
             self.shutdown()
             raise
 
+    def _gpu(self, slot: int) -> str | None:
+        """The GPU worker ``slot`` sees: GPUs in turn, so K > G workers share them evenly."""
+        return self._gpus[slot % len(self._gpus)] if self._gpus else None
+
     def _spawn(self, slot: int) -> _Worker:
-        gpu = self._gpus[slot % len(self._gpus)] if self._gpus else None
+        gpu = self._gpu(slot)
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=_worker_main,
             args=(child, os.getpid(), self._payload, self._modules, self._objective, self.threads,
                   f"gpu{gpu}" if gpu is not None else ""),
             name=f"automl-worker-{slot}",
-            daemon=True,
+            daemon=False,  # an evaluator may start processes of its own (a DataLoader's workers)
         )  # fmt: skip
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
-        if self._gpus:
-            env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else gpu
+        if gpu is not None or self._hide_gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpu or ""
         with _env_lock, _environment(env):  # the child is born with these (spawn = fork + exec)
             process.start()
         child.close()
@@ -381,7 +383,12 @@ class LocalExecutor(Executor):
             error = f"{_death_text(w.process.exitcode)} after {seconds:.1f} s on trial {w.job.number} ({w.name})"
             out.append(Done(w.job.number, "failed", error=error, transient=True, worker=w.name))
         w.conn.close()
-        self._workers[self._workers.index(w)] = self._spawn(w.slot)
+        failed_starts = 0 if w.ready else w.failed_starts + 1
+        if failed_starts >= 3:
+            raise RuntimeError(f"worker processes keep dying before they start: {_death_text(w.process.exitcode)}")
+        replacement = self._spawn(w.slot)
+        replacement.failed_starts = failed_starts
+        self._workers[self._workers.index(w)] = replacement
 
     def _handle(self, w: _Worker, msg: tuple[Any, ...], out: list[Done]) -> None:
         kind = msg[0]
@@ -398,18 +405,15 @@ class LocalExecutor(Executor):
                 out.append(done)
 
 
-class _environment:
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
     """Set environment variables for the block, then restore them."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self.values = values
-
-    def __enter__(self) -> None:
-        self.saved = {k: os.environ.get(k) for k in self.values}
-        os.environ.update(self.values)
-
-    def __exit__(self, *exc: object) -> None:
-        for k, v in self.saved.items():
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:

@@ -209,6 +209,7 @@ class RayExecutor(Executor):
         self.runtime_env = dict(runtime_env or {})
         self.startup_timeout = startup_timeout
         self._owns_ray = False
+        self._fit = 1
         self._slots: list[_Slot] = []
         self._broker: Any = None
         self._take_ref: Any = None
@@ -250,6 +251,7 @@ class RayExecutor(Executor):
         self._owns_ray = True
 
     def _check_resources(self) -> None:
+        """Refuse trials the cluster can never hold; size ``workers=0`` to what it holds at once."""
         total = ray.cluster_resources()
         cpus, gpus = float(total.get("CPU", 0)), float(total.get("GPU", 0))
         if self.num_gpus_per_trial > gpus:
@@ -260,11 +262,12 @@ class RayExecutor(Executor):
             raise UsageError(
                 f"each trial asks for {self.num_cpus_per_trial:g} CPU but the Ray cluster has {cpus:g} CPU(s)"
             )
-        if not self.workers:  # automatic: as many as fit at once
-            fits = [cpus / self.num_cpus_per_trial] if self.num_cpus_per_trial else []
-            if self.num_gpus_per_trial:
-                fits.append(gpus / self.num_gpus_per_trial)
-            self.workers = max(1, int(min(fits))) if fits else max(1, int(cpus))
+        fits = [cpus / self.num_cpus_per_trial] if self.num_cpus_per_trial else [max(1.0, cpus)]
+        if self.num_gpus_per_trial:
+            fits.append(gpus / self.num_gpus_per_trial)
+        self._fit = max(1, int(min(fits) + 1e-9))  # trials the cluster runs at once, as it is now
+        if not self.workers:
+            self.workers = self._fit
 
     def _new_slot(self, index: int) -> _Slot:
         threads = max(1, int(self.num_cpus_per_trial))
@@ -276,7 +279,12 @@ class RayExecutor(Executor):
     def _wait_ready(self) -> None:
         """Wait for the actors to start; raise if the evaluator does not load, or none can start."""
         refs = {s.ready_ref: s for s in self._slots}
-        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=self.startup_timeout)
+        # Actors beyond what the cluster holds now wait for resources (or for the autoscaler):
+        # do not wait for them here, their jobs queue in Ray meanwhile.
+        wanted = min(len(refs), self._fit)
+        ready, _ = ray.wait(list(refs), num_returns=wanted, timeout=self.startup_timeout)
+        if ready:
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
         for ref in ready:
             self._take_ready(refs[ref])
         if not ready:

@@ -13,11 +13,37 @@ Lookup: ``evaluators.TabularEvaluator.nb201()`` (NAS-Bench-201, CIFAR-10).
 
 from __future__ import annotations
 
-from evaluators import datasets
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from evaluators._base import Evaluator, FunctionEvaluator, Infeasible, Pruned, Report, TransientError, as_evaluator
-from evaluators._tabular import NotInTable, TabularEvaluator
-from evaluators._training import TrainConfig, TrainingEvaluator
-from evaluators.datasets import Dataset, DatasetError
+
+if TYPE_CHECKING:
+    from evaluators import datasets
+    from evaluators._tabular import NotInTable, TabularEvaluator
+    from evaluators._training import TrainConfig, TrainingEvaluator
+    from evaluators.datasets import Dataset, DatasetError
+
+# Imported on first use: torch and scikit-learn take seconds to import, and `automl --help`,
+# the store and the dashboard need neither.
+_LAZY = {
+    "datasets": "evaluators.datasets",
+    "Dataset": "evaluators.datasets",
+    "DatasetError": "evaluators.datasets",
+    "NotInTable": "evaluators._tabular",
+    "TabularEvaluator": "evaluators._tabular",
+    "TrainConfig": "evaluators._training",
+    "TrainingEvaluator": "evaluators._training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'evaluators' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if name == "datasets" else getattr(module, name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "Dataset",

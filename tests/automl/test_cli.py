@@ -9,7 +9,7 @@ import pytest
 
 from store import Store
 
-from .conftest import run_cli
+from .conftest import EVALUATOR_CODE, run_cli
 
 
 def _search(user_files, url, *extra):
@@ -77,32 +77,44 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def known_db(tmp_path_factory):
+    """A database holding one search, 'known', with two trials; each test gets a copy."""
+    d = tmp_path_factory.mktemp("known")
+    (d / "user_eval.py").write_text(EVALUATOR_CODE)
+    r = _search(d, f"sqlite:///{d / 'automl.db'}", "--trials", "2", "--name", "known")
+    assert r.returncode == 0, r.stderr
+    return d / "automl.db"
+
+
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_one_line_exit_2_database_untouched(tmp_path, user_files, args, message):
+def test_bad_input_one_line_exit_2_database_untouched(tmp_path, known_db, args, message):
     (tmp_path / "space.py").write_text("def other(a):\n    return a.choice('x', [1])\n")
     (tmp_path / "raises.py").write_text("raise RuntimeError('bad space file')\n")
     db = tmp_path / "automl.db"
+    shutil.copy(known_db, db)
     url = f"sqlite:///{db}"
-    assert _search(user_files, url, "--trials", "2", "--name", "known").returncode == 0
-    before = db.read_bytes() if not (tmp_path / "automl.db-wal").exists() else None
-    snapshot = tmp_path / "before.db"
-    shutil.copy(db, snapshot)
+    before = _dump(url)
 
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    storage = (
-        [] if any(a.startswith("--storage") for a in args) or args[0] in ("train", "frobnicate") else ["--storage", url]
-    )
-    r = run_cli(*args, *storage)
+    needs_storage = args[0] not in ("train", "frobnicate") and not any(a.startswith("--storage") for a in args)
+    r = run_cli(*args, *(["--storage", url] if needs_storage else []))
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert message in lines[0]
     assert "Traceback" not in r.stderr
+    assert _dump(url) == before  # nothing stored was touched
+
+
+def _dump(url: str) -> list:
     store = Store(url)
-    s = store.get_search("known")
-    assert len(store.list_searches()) == 1 and len(store.trials(s.id)) == 2
-    store.close()
-    del before
+    try:
+        return [
+            (s.name, [(t.number, t.status, dict(t.metrics)) for t in store.trials(s.id)]) for s in store.list_searches()
+        ]
+    finally:
+        store.close()
 
 
 def test_failing_evaluator_is_reported_exit_1(user_files, sqlite_url):
