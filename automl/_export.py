@@ -154,11 +154,11 @@ def export_trial(search: SearchRecord, trial: TrialRecord, fmt: str, path: str |
         _write_atomic(out, lambda tmp: torch.save(blob, tmp))
     elif fmt == "torchscript":
         example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript's deprecation notice
-            traced = torch.jit.trace(model, example)
         files = {"automl.json": json.dumps(meta)}
-        _write_atomic(out, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=files))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch 2.13 marks TorchScript deprecated; it still loads everywhere
+            traced = torch.jit.trace(model, example)
+            _write_atomic(out, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=files))
     else:
         _export_onnx(model, shape, meta, out)
     return Exported(out, fmt, trained, note)

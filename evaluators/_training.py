@@ -134,8 +134,9 @@ class TrainingEvaluator(Evaluator):
     ``params`` (all parameters), ``flops`` (one sample's forward pass, as counted by
     :class:`torch.utils.flop_counter.FlopCounterMode`: ``2*m*n*k`` per matrix product, so a
     Linear costs ``2*in*out``; bias, activations, normalisation and pooling are not counted),
-    ``train_seconds`` (training and per-epoch validation), ``epochs``, ``device`` and, with
-    ``measure_latency``, ``latency_ms``.
+    ``train_seconds`` (training and per-epoch validation), ``epochs``, ``device``, with
+    ``measure_latency``, ``latency_ms`` and, with ``weights_dir``, ``weights``: the path of the
+    trained state_dict (``<weights_dir>/<arch key>.pt``; ``automl export`` loads it).
 
     After each epoch it calls ``report(epoch, {"accuracy": ..., "loss": ...})`` with ``epoch``
     counting from 1; a :class:`~evaluators.Pruned` raised there propagates and ends training.

@@ -1,10 +1,15 @@
-"""`automl top / show / compare` and the DataFrame API over a real stored search."""
+"""`automl top / show / compare / export json` and the DataFrame API over a real stored search.
+
+The commands run in-process through ``automl.cli.main`` (a subprocess costs seconds of imports);
+one test runs the real ``automl`` process end to end.
+"""
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +18,34 @@ import pytest
 
 import automl
 from automl._cmd_results import arch_changes, sparkline
+from automl.cli import main
 from store import Store, TrialStatus
 
 from .conftest import run_cli
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """``automl ARGS`` in this process: exit code, stdout and stderr."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> Ran:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 def score(arch: Mapping[str, Any], report: Any) -> dict[str, Any]:
@@ -41,44 +71,44 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def _json(*args: str) -> Any:
-    r = run_cli(*args)
+def _json(cli: Callable[..., Ran], *args: str) -> Any:
+    r = cli(*args)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
 
-def test_top_is_the_leaderboard_query(stored: str) -> None:
-    rows = _json("top", "evo", "-n", "5", "--json", "--storage", stored)
+def test_top_is_the_leaderboard_query(stored: str, cli: Callable[..., Ran]) -> None:
+    rows = _json(cli, "top", "evo", "-n", "5", "--json", "--storage", stored)
     frame = automl.leaderboard("evo", storage=stored, k=5)
     assert [r["number"] for r in rows] == list(frame["number"]) and [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
     with Store(stored) as store:
         done = store.trials(store.get_search("evo").id, statuses=[TrialStatus.COMPLETED])
     assert rows[0]["value"] == max(t.value for t in done if t.value is not None)
-    assert _json("top", "evo", "--proposer", "nobody", "--json", "--storage", stored) == []
-    table = run_cli("top", "evo", "-n", "3", "--storage", stored)
+    assert _json(cli, "top", "evo", "--proposer", "nobody", "--json", "--storage", stored) == []
+    table = cli("top", "evo", "-n", "3", "--storage", stored)
     assert "top 3 of evo by accuracy" in table.stdout and "params" in table.stdout
 
 
-def test_show_has_parent_changes_children_and_the_curve(stored: str) -> None:
+def test_show_has_parent_changes_children_and_the_curve(stored: str, cli: Callable[..., Ran]) -> None:
     with Store(stored) as store:
         trials = store.trials(store.get_search("evo").id)
     child = next(t for t in trials if t.parent is not None)
-    detail = _json("show", f"evo/{child.number}", "--json", "--storage", stored)
+    detail = _json(cli, "show", f"evo/{child.number}", "--json", "--storage", stored)
     assert detail["parent_trial"]["number"] == child.parent
     parent = next(t for t in trials if t.number == child.parent)
     assert detail["parent_trial"]["changes"] == [
         {"decision": k, "from": a, "to": b} for k, a, b in arch_changes(child.arch, parent.arch)
     ]
     assert [s["step"] for s in detail["steps"]] == [1, 2, 3]
-    of_parent = _json("show", f"evo/{child.parent}", "--json", "--storage", stored)
+    of_parent = _json(cli, "show", f"evo/{child.parent}", "--json", "--storage", stored)
     assert child.number in [c["number"] for c in of_parent["children"]]
     assert of_parent["children_total"] == sum(t.parent == child.parent for t in trials)
-    text = run_cli("show", f"evo/{child.number}", "--storage", stored).stdout
+    text = cli("show", f"evo/{child.number}", "--storage", stored).stdout
     assert f"parent {child.parent}" in text and "accuracy by step:" in text and "per step" in text
 
 
-def test_compare_two_searches(stored: str) -> None:
-    rows = _json("compare", "evo", "rnd", "--json", "--storage", stored)
+def test_compare_two_searches(stored: str, cli: Callable[..., Ran]) -> None:
+    rows = _json(cli, "compare", "evo", "rnd", "--json", "--storage", stored)
     assert [r["search"] for r in rows] == ["evo", "rnd"]
     with Store(stored) as store:
         for row in rows:
@@ -86,7 +116,7 @@ def test_compare_two_searches(stored: str) -> None:
             values = [t.value for t in done]
             assert row["best"] == max(values) and row["median"] == pytest.approx(statistics.median(values))
             assert row["best_so_far"][-1]["value"] == row["best"]
-    table = run_cli("compare", "evo", "rnd", "--storage", stored).stdout
+    table = cli("compare", "evo", "rnd", "--storage", stored).stdout
     assert "searches compared" in table and "best of first 10" in table
 
 
@@ -122,19 +152,28 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a[:3]) for a, _ in BAD])
-def test_bad_input_is_one_line_and_exit_2(stored: str, tmp_path: Path, args: list[str], message: str) -> None:
-    r = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], "--storage", stored)
+def test_bad_input_is_one_line_and_exit_2(
+    stored: str, tmp_path: Path, args: list[str], message: str, cli: Callable[..., Ran]
+) -> None:
+    r = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], "--storage", stored)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr and "Traceback" not in r.stderr
 
 
-def test_export_json_is_the_decisions(stored: str, tmp_path: Path) -> None:
+def test_export_json_is_the_decisions_as_a_real_process(stored: str, tmp_path: Path) -> None:
     out = tmp_path / "best.json"
     top = automl.leaderboard("evo", storage=stored, k=1)
     r = run_cli("export", f"evo/{top['number'][0]}", "--format", "json", "-o", str(out), "--storage", stored)
     assert r.returncode == 0, r.stderr
     payload = json.loads(out.read_text())
     assert payload["arch"] == top["arch"][0] and payload["space"] == "nb201" and payload["value"] == top["accuracy"][0]
+
+
+def test_dashboard_refuses_a_missing_database_and_a_bad_port(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    missing = cli("dashboard", "--storage", f"sqlite:///{tmp_path / 'missing.db'}")
+    assert missing.returncode == 2 and "no database file" in missing.stderr and not (tmp_path / "missing.db").exists()
+    port = cli("dashboard", "--port", "70000", "--storage", f"sqlite:///{tmp_path / 'x.db'}")
+    assert port.returncode == 2 and "--port must be in 1..65535" in port.stderr
 
 
 def test_sparkline_and_changes() -> None:

@@ -1,8 +1,9 @@
 """Result queries: completed_trials and decision_counts, kept by triggers; trials(search_id, parent).
 
-See ``store._query_tables`` for what the tables hold. The triggers fire on every insert, update
-and delete of a trial that is or was ``completed``; heartbeats and the other updates of running
-trials do not fire them (their WHEN clause is false). On SQLite and PostgreSQL only: on another
+See ``store._query_tables`` for what the tables hold. The triggers follow every insert, update
+and delete of a trial that is or was ``completed``: on SQLite row triggers whose WHEN clause
+skips the other rows (heartbeats of running trials fire nothing); on PostgreSQL statement
+triggers over transition tables that filter those rows. On SQLite and PostgreSQL only: on another
 database the tables are created but stay empty, and ``store.queries`` refuses to run there.
 
 Revision ID: 0002
@@ -75,7 +76,10 @@ _SQLITE_TRIGGERS = (
 )
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
-# The arch column is json (not jsonb), so json_each's values keep the text they were stored with.
+# Statement-level triggers over transition tables: one aggregated change per statement. (Row-level
+# upserts of the same few counter rows in one transaction would leave ever longer chains of row
+# versions to walk: quadratic for a bulk insert or a delete_search of 100k trials.) The arch column
+# is json (not jsonb), so json_each's values keep the text they were stored with.
 
 
 def _pg_num(row: str, key: str) -> str:
@@ -83,34 +87,46 @@ def _pg_num(row: str, key: str) -> str:
     return f"CASE WHEN json_typeof({row}.metrics -> '{key}') = 'number' THEN {number} END"
 
 
-_PG_FUNCTION = f"""
-CREATE FUNCTION automl_trials_completed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'completed' THEN
-    DELETE FROM completed_trials WHERE trial_id = OLD.id;
-    UPDATE decision_counts AS d SET completed = d.completed - 1
-    FROM json_each(OLD.arch) AS j
-    WHERE d.search_id = OLD.search_id AND d.name = j.key AND d.value = j.value::text;
-  END IF;
-  IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'completed' THEN
-    INSERT INTO completed_trials ({_COLUMNS})
-    VALUES (NEW.id, NEW.search_id, NEW.number, NEW.result_seq, NEW.value,
-            {", ".join(_pg_num("NEW", k) for k in _COSTS)});
-    INSERT INTO decision_counts (search_id, name, value, completed)
-    SELECT NEW.search_id, j.key, j.value::text, 1 FROM json_each(NEW.arch) AS j
-    ON CONFLICT (search_id, name, value) DO UPDATE SET completed = decision_counts.completed + 1;
-  END IF;
-  RETURN NULL;
-END $$"""
+_PG_REMOVE = """
+    DELETE FROM completed_trials AS c USING old_rows AS o WHERE c.trial_id = o.id AND o.status = 'completed';
+    UPDATE decision_counts AS d SET completed = d.completed - x.n
+    FROM (SELECT o.search_id, j.key, j.value::text AS value, count(*) AS n
+          FROM old_rows AS o, json_each(o.arch) AS j WHERE o.status = 'completed' GROUP BY 1, 2, 3) AS x
+    WHERE d.search_id = x.search_id AND d.name = x.key AND d.value = x.value;"""
 
-_PG_TRIGGERS = (
-    "CREATE TRIGGER trg_trials_completed_insert AFTER INSERT ON trials FOR EACH ROW "
-    "WHEN (NEW.status = 'completed') EXECUTE FUNCTION automl_trials_completed()",
-    "CREATE TRIGGER trg_trials_completed_update AFTER UPDATE ON trials FOR EACH ROW "
-    "WHEN (OLD.status = 'completed' OR NEW.status = 'completed') EXECUTE FUNCTION automl_trials_completed()",
-    "CREATE TRIGGER trg_trials_completed_delete AFTER DELETE ON trials FOR EACH ROW "
-    "WHEN (OLD.status = 'completed') EXECUTE FUNCTION automl_trials_completed()",
-)
+_PG_ADD = f"""
+    INSERT INTO completed_trials ({_COLUMNS})
+    SELECT n.id, n.search_id, n.number, n.result_seq, n.value, {", ".join(_pg_num("n", k) for k in _COSTS)}
+    FROM new_rows AS n WHERE n.status = 'completed';
+    INSERT INTO decision_counts (search_id, name, value, completed)
+    SELECT n.search_id, j.key, j.value::text, count(*)
+    FROM new_rows AS n, json_each(n.arch) AS j WHERE n.status = 'completed' GROUP BY 1, 2, 3
+    ON CONFLICT (search_id, name, value) DO UPDATE SET completed = decision_counts.completed + EXCLUDED.completed;"""
+
+_PG_FUNCTIONS = {
+    "insert": _PG_ADD,
+    "update": _PG_REMOVE + _PG_ADD,  # a completed trial updated again: taken out, then put back
+    "delete": _PG_REMOVE,
+}
+_PG_TABLES = {
+    "insert": "NEW TABLE AS new_rows",
+    "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "delete": "OLD TABLE AS old_rows",
+}
+
+
+def _pg_statements() -> list[str]:
+    out = []
+    for event, body in _PG_FUNCTIONS.items():
+        out.append(
+            f"CREATE FUNCTION automl_trials_after_{event}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN{body}\n  RETURN NULL;\nEND $$"
+        )
+        out.append(
+            f"CREATE TRIGGER trg_trials_completed_{event} AFTER {event.upper()} ON trials "
+            f"REFERENCING {_PG_TABLES[event]} FOR EACH STATEMENT EXECUTE FUNCTION automl_trials_after_{event}()"
+        )
+    return out
 
 
 def _backfill(dialect: str) -> None:
@@ -166,8 +182,7 @@ def upgrade() -> None:
         for statement in _SQLITE_TRIGGERS:
             op.execute(statement)
     elif dialect == "postgresql":
-        op.execute(_PG_FUNCTION)
-        for statement in _PG_TRIGGERS:
+        for statement in _pg_statements():
             op.execute(statement)
     if dialect in ("sqlite", "postgresql"):
         _backfill(dialect)
@@ -181,7 +196,8 @@ def downgrade() -> None:
         elif dialect == "postgresql":
             op.execute(f"DROP TRIGGER IF EXISTS trg_trials_completed_{name} ON trials")
     if dialect == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS automl_trials_completed()")
+        for event in _PG_FUNCTIONS:
+            op.execute(f"DROP FUNCTION IF EXISTS automl_trials_after_{event}()")
     op.drop_index("ix_trials_search_id_parent", table_name="trials")
     op.drop_table("decision_counts")
     op.drop_table("completed_trials")

@@ -1,0 +1,148 @@
+"""The dashboard on a real SQLite database, served on 127.0.0.1 in a thread, and Chromium.
+
+Chromium is Debian's (/usr/bin/chromium, or $AUTOML_CHROMIUM), driven by Playwright; no browser
+is ever downloaded. Without it the browser tests are skipped, except under ``CI=true`` where they
+fail. Screenshots go to ``$AUTOML_SCREENSHOTS`` (default: a temporary folder, printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("AUTOML_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+def nb201_score(arch: Mapping[str, Any], report: Any) -> dict[str, Any]:
+    """A cheap nb201 evaluator with per-epoch reports, params and flops; fails on one cell."""
+    ops = list(arch.values())
+    if ops.count("none") == 6:
+        raise RuntimeError(XSS)
+    acc = round(0.5 + 0.07 * ops.count("nor_conv_3x3") + 0.03 * ops.count("skip_connect") - 0.05 * ops.count("none"), 4)
+    for epoch in (1, 2, 3, 4):
+        report(epoch, {"accuracy": round(acc * (0.7 + 0.1 * epoch), 4), "loss": round(2.3 * (1 - acc) / epoch, 4)})
+    params = 70_000 + 36_000 * ops.count("nor_conv_3x3") + 4_000 * ops.count("nor_conv_1x1")
+    return {"accuracy": acc, "loss": round(2.3 * (1 - acc), 4), "params": params, "flops": params * 1024}
+
+
+def cnn_score(arch: Mapping[str, Any]) -> dict[str, Any]:
+    width = sum(arch.get(f"layer{i}.width", 0) for i in range(arch["depth"]))
+    acc = round(0.8 + 0.03 * arch["depth"] + width / 2000, 4)
+    return {"accuracy": acc, "params": 100 * width + 650, "flops": 6400 * width}
+
+
+def make_database(path: Path) -> str:
+    """Searches made by automl.search: nb201 evolution and random, cnn random; one failed trial."""
+    import automl
+    from store import Store, TrialStatus
+
+    url = f"sqlite:///{path}"
+    common = {"storage": url, "progress": False}
+    options = {"population_size": 10, "sample_size": 3}
+    automl.search("nb201", nb201_score, strategy="evolution", trials=60, name="nb201-evo", seed=0,
+                  strategy_options=options, **common)  # fmt: skip
+    automl.search("nb201", nb201_score, strategy="random", trials=40, name="nb201-random", seed=1, **common)
+    automl.search("cnn", cnn_score, strategy="random", trials=20, name="cnn-random", seed=2, **common)
+    with Store(url) as store:  # a failed trial whose error text is markup: it must show as text
+        search = store.get_search("nb201-evo")
+        trial = store.add_trial(search.id, arch={e: "none" for e in _edges()}, arch_key="all-none", proposer="test")
+        store.start_trial(search.id, trial.number)
+        store.finish_trial(search.id, trial.number, TrialStatus.FAILED, error=f"RuntimeError: {XSS}")
+    return url
+
+
+def _edges() -> tuple[str, ...]:
+    from search_spaces.nb201 import EDGES
+
+    return EDGES
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    found = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    if found:
+        return found
+    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: browser tests are required)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_database(tmp_path_factory.mktemp("dashboard") / "automl.db")
+
+
+@pytest.fixture(scope="session")
+def server(db_url: str) -> Iterator[str]:
+    """The dashboard on 127.0.0.1:<free port>, in a thread; its base URL."""
+    import uvicorn
+
+    from automl.dashboard import create_app
+
+    app = create_app(db_url, refresh_seconds=1.0)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    folder = Path(os.environ.get("AUTOML_SCREENSHOTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "automl-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page that records console errors and failed requests (CSP violations show up there)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+    yield pg
+    context.close()
