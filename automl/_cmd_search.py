@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=24, help="finished evaluations wanted (default: 24)")
     p.add_argument("--budget", type=float, default=None, help="stop at this many simulated seconds (metric 'cost')")
     p.add_argument("--epochs", type=int, default=None, help="training epochs per child (default: 10)")
+    p.add_argument(
+        "--keep-weights", default=None, metavar="DIR", help="save each trained child's weights in DIR (for export)"
+    )
     p.add_argument("--objective", default=None, help="metric to maximize, '-name' to minimize (default: accuracy)")
     p.add_argument(
         "--workers", type=int, default=1, help="evaluations in flight (default: 1; 0: one per GPU, else per CPU core)"
@@ -93,7 +96,14 @@ def _search(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     space, spec = resolve_space(args.space)
     spec_text = args.evaluator if args.evaluator != "train" else args.dataset
-    evaluator = evaluator_from_spec(spec_text, space, dataset=args.dataset, epochs=args.epochs, seed=args.seed)
+    evaluator = evaluator_from_spec(
+        spec_text,
+        space,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        seed=args.seed,
+        weights_dir=str(Path(args.keep_weights).resolve()) if args.keep_weights else None,  # export runs elsewhere
+    )
     table_eval = args.evaluator.startswith("table")
     objective = args.objective or ("valid_acc_12ep" if table_eval else "accuracy")
     executor = args.executor or ("local" if args.workers != 1 else "inline")

@@ -38,7 +38,13 @@ def load_from_file(spec: str, what: str) -> Any:
 
 
 def evaluator_from_spec(
-    spec: str, space: Space, *, dataset: str = "digits", epochs: int | None = None, seed: int | None = None
+    spec: str,
+    space: Space,
+    *,
+    dataset: str = "digits",
+    epochs: int | None = None,
+    seed: int | None = None,
+    weights_dir: str | None = None,
 ) -> Evaluator:
     """``train`` (train on ``dataset``), a dataset name or ``.npz`` path (train on it),
     ``table`` / ``table:PATH`` (NAS-Bench-201 lookup) or ``path/file.py:function``."""
@@ -54,7 +60,8 @@ def evaluator_from_spec(
         return as_evaluator(load_from_file(spec, "evaluator"))
     from evaluators import DatasetError, TrainConfig, TrainingEvaluator
 
-    config = TrainConfig(**({"epochs": epochs} if epochs else {}), **({"seed": seed} if seed is not None else {}))
+    options: dict[str, Any] = {"epochs": epochs, "seed": seed, "weights_dir": weights_dir}
+    config = TrainConfig(**{k: v for k, v in options.items() if v is not None})
     try:
         return TrainingEvaluator(space, dataset if spec == "train" else spec, config=config)
     except DatasetError as e:

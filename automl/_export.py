@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -178,6 +179,8 @@ def _export_onnx(model: Any, shape: list[int], meta: Mapping[str, Any], out: Pat
 
     def write(tmp: Path) -> None:
         batch = torch.export.Dim("batch", min=1)
+        # The exporter logs a line per torchvision op it cannot register; torchvision is not needed.
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from store import SearchRecord, Store, TrialRecord, TrialStatus
+from store import SearchRecord, Store, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,15 +62,14 @@ class SearchResult:
     @property
     def best(self) -> TrialRecord | None:
         """The completed trial with the best objective value (None before any completes)."""
+        from store import queries
+
         store = self._store()
         try:
-            done = [t for t in store.trials(self.search.id, statuses=[TrialStatus.COMPLETED]) if t.value is not None]
+            top = queries.leaderboard(store, self.search.id, 1)
         finally:
             store.close()
-        if not done:
-            return None
-        pick = max if self.search.maximize else min
-        return pick(done, key=lambda t: (t.value, -t.number))
+        return top[0] if top else None
 
     @property
     def trials(self) -> pd.DataFrame:
