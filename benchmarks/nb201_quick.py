@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import controller  # noqa: E402
-from controller import Result  # noqa: E402
-from evaluators._tabular import TabularEvaluator  # noqa: E402
+import controller
+from controller import Result
+from evaluators._tabular import TabularEvaluator
 
 _EVALUATOR: TabularEvaluator | None = None
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     options = json.loads(args.options)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    print(f"{'strategy':<10} {'test_acc_200ep':>16} {'valid_acc_200ep':>16} {'evals':>6} {'n':>4} {'seconds':>8}  {options}")
+    header = f"{'strategy':<10} {'test_acc_200ep':>16} {'valid_acc_200ep':>16} {'evals':>6} {'n':>4} {'seconds':>8}"
+    print(f"{header}  {options}")
     with ProcessPoolExecutor(args.jobs) as pool:
         for strategy in args.strategies:
             start = time.perf_counter()

@@ -148,15 +148,23 @@ class EvolutionProposer(Proposer):
     count as seen). ``Proposal.parent`` is the parent's trial number.
 
     Options (defaults tuned on NAS-Bench-201 at ~100 evaluations, see benchmarks/nb201_quick.py):
-      * ``population_size`` (P) = 10 and ``sample_size`` (S) = 3: the NAS-Bench-201 paper's setting.
+      * ``population_size`` (P) = 20 and ``sample_size`` (S) = 10. On NAS-Bench-201 (12,000 s,
+        ~96 evaluations, 1,000 seeds) this reaches 94.16 +- 0.28 test accuracy, as TPE does; the
+        paper's P = 10, S = 3 gives 94.00 +- 0.34 (200 seeds): at ~100 evaluations stronger
+        selection pays, and S = P / 2 keeps some diversity for longer searches.
+        A ``sample_size`` above ``population_size`` means the whole population.
       * ``mutations`` = 1 per child.
       * ``dedup`` = True: never propose an architecture this search has seen. Seen means told
         (any status; part of the saved state) or asked by this object and not yet told (kept in
         memory only, since ``ask`` must not change the saved state: after a resume, an orphan
         trial still in flight is not known to be taken until its result is told). A child that is
-        taken is mutated again, from the same parent, up to ``dedup_tries`` times, with one more
-        mutation every 10 tries to leave a crowded neighbourhood; then random samples are tried
-        as often; if all are taken (a space nearly exhausted) the last candidate is proposed anyway.
+        taken is mutated again, from the same parent, up to ``dedup_tries`` (100) times, with one
+        more mutation every 10 tries to leave a crowded neighbourhood; then random samples are
+        tried as often; if all are taken (a space nearly exhausted) the last one is proposed
+        anyway. On NAS-Bench-201 (500 seeds): 94.16 +- 0.28 with it, 94.12 +- 0.33 without.
+
+    ``state_dict``: the population (trial number, architecture, score; oldest first), the keys
+    of the architectures told, the generator.
 
     >>> import search_spaces
     >>> space = search_spaces.get("nb201")
@@ -175,8 +183,8 @@ class EvolutionProposer(Proposer):
         space: Space,
         *,
         seed: int | None = None,
-        population_size: int = 10,
-        sample_size: int = 3,
+        population_size: int = 20,
+        sample_size: int = 10,
         mutations: int = 1,
         dedup: bool = True,
         dedup_tries: int = 100,
@@ -186,8 +194,6 @@ class EvolutionProposer(Proposer):
             raise ValueError(f"`mutations` must be a positive int, but got {mutations!r}.")
         if not isinstance(dedup_tries, int) or dedup_tries < 1:
             raise ValueError(f"`dedup_tries` must be a positive int, but got {dedup_tries!r}.")
-        if isinstance(sample_size, int) and isinstance(population_size, int) and sample_size > population_size:
-            raise ValueError(f"`sample_size <= population_size` must hold, but got ({sample_size=}, {population_size=}).")
         self.population = AgingSurvival(population_size)
         self.selection = TournamentSelection(sample_size)
         self.mutations = mutations

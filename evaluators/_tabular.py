@@ -1,9 +1,10 @@
 """Look architectures up in a benchmark table (NAS-Bench-201 and the like) instead of training.
 
 >>> from evaluators._tabular import TabularEvaluator
->>> ev = TabularEvaluator.nb201()  # finds ../shared/benchmarks/nb201/cifar10.csv  # doctest: +SKIP
 >>> from search_spaces.nb201 import from_arch_str
->>> m = ev(from_arch_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"))  # doctest: +SKIP
+>>> ev = TabularEvaluator.nb201()  # finds ../shared/benchmarks/nb201/cifar10.csv  # doctest: +SKIP
+>>> cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+>>> m = ev(from_arch_str(cell))  # doctest: +SKIP
 >>> m["test_acc_200ep"], round(m["cost"], 4)  # cost: 12 x train_seconds_per_epoch  # doctest: +SKIP
 (93.66, 130.1784)
 """

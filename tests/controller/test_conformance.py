@@ -22,6 +22,9 @@ from tests.controller._spaces import get_space, objective
 STRATEGIES = controller.strategies()
 SPACES = ["tiny", "cond", "nb201", "cnn", "mlp"]
 
+# Small populations, so that the short runs below reach the strategies' later phases.
+QUICK = {"evolution": {"population_size": 5, "sample_size": 3}, "nsga2": {"population_size": 4}}
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Optuna's notes on a young study
 
 
@@ -67,6 +70,10 @@ def drive(p: Proposer, sp: Space, trials: int, *, k: int = 1, start: int = 0) ->
     return told
 
 
+def quick(strategy: str, sp: Space, seed: int) -> Proposer:
+    return controller.make(strategy, sp, seed=seed, **QUICK.get(strategy, {}))
+
+
 def json_roundtrip(state: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(state))
 
@@ -88,7 +95,7 @@ def space_(request: pytest.FixtureRequest) -> Space:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_proposals_are_valid(strategy: str, space_: Space) -> None:
-    p = controller.make(strategy, space_, seed=0)
+    p = controller.make(strategy, space_, seed=0)  # default options
     results = drive(p, space_, 50)
     assert len(results) == 50
     json.dumps(p.state_dict())
@@ -96,16 +103,16 @@ def test_proposals_are_valid(strategy: str, space_: Space) -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_four_in_flight(strategy: str, space_: Space) -> None:
-    p = controller.make(strategy, space_, seed=1)
+    p = quick(strategy, space_, seed=1)
     results = drive(p, space_, 40, k=4)
     assert sorted(r.number for r in results) == list(range(40))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_state_roundtrip_gives_same_next_proposals(strategy: str, space_: Space) -> None:
-    p = controller.make(strategy, space_, seed=2)
+    p = quick(strategy, space_, seed=2)
     results = drive(p, space_, 24)
-    q = controller.make(strategy, space_, seed=12345)  # a different seed: the state decides
+    q = quick(strategy, space_, seed=12345)  # a different seed: the state decides
     q.load_state_dict(json_roundtrip(p.state_dict()))
     if q.replay:
         for r in results:
@@ -115,12 +122,17 @@ def test_state_roundtrip_gives_same_next_proposals(strategy: str, space_: Space)
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_resume_as_the_search_loop_does(strategy: str, space_: Space) -> None:
-    """Checkpoint after result 14, results 15..23 stored after it, then a crash: resume."""
-    p = controller.make(strategy, space_, seed=3)
+    """Checkpoint after result 14, results 15..23 stored after it, a crash, then a resume.
+
+    The resumed proposer has the same model as the one that never stopped; only its generator
+    differs (asks after the checkpoint moved the original's on), so with the original's generator
+    it proposes the same architectures.
+    """
+    p = quick(strategy, space_, seed=3)
     results = drive(p, space_, 15)
     checkpoint = json_roundtrip(p.state_dict())
     results += drive(p, space_, 9, start=15)
-    q = controller.make(strategy, space_, seed=3)
+    q = quick(strategy, space_, seed=3)
     if q.replay:  # the loop re-tells every stored result and loads no state
         heard = results
     else:
@@ -128,12 +140,16 @@ def test_resume_as_the_search_loop_does(strategy: str, space_: Space) -> None:
         heard = results[15:]
     for r in heard:
         q.tell(r)
+    p_state, q_state = json_roundtrip(p.state_dict()), json_roundtrip(q.state_dict())
+    p_state.pop("rng"), q_state.pop("rng")
+    assert p_state == q_state
+    q.rng.bit_generator.state = p.rng.bit_generator.state
     same_next(p, q, space_, start=24)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_ask_changes_no_saved_state_but_the_generator(strategy: str, space_: Space) -> None:
-    p = controller.make(strategy, space_, seed=4)
+    p = quick(strategy, space_, seed=4)
     drive(p, space_, 15)
     before = json_roundtrip(p.state_dict())
     for _ in range(3):
@@ -147,7 +163,7 @@ def test_ask_changes_no_saved_state_but_the_generator(strategy: str, space_: Spa
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_results_it_did_not_ask_for(strategy: str, space_: Space) -> None:
     """Results of trials proposed elsewhere (an earlier driver, another strategy) are learned from."""
-    p = controller.make(strategy, space_, seed=5)
+    p = quick(strategy, space_, seed=5)
     rng = np.random.default_rng(0)
     for n in range(12):
         result = result_for(p, space_, n, Proposal(space_.sample(rng)))
@@ -164,7 +180,7 @@ def test_registry_lists_every_strategy() -> None:
         controller.make("evolution", tiny, populaton_size=3)
     for strategy, bad in [
         ("evolution", {"population_size": 0}),
-        ("evolution", {"population_size": 3, "sample_size": 4}),
+        ("evolution", {"sample_size": 0}),
         ("evolution", {"mutations": 0}),
         ("rl", {"lr": -1.0}),
         ("rl", {"batch_size": 0}),
