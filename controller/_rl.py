@@ -184,6 +184,7 @@ class RLProposer(Proposer):
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
         self._baseline = [0.0, 0.0]  # bias-corrected EMA: numerator, denominator
         self.step = 0  # updates done: the policy's version
+        self._announced_step = 0  # step of the last checkpoint_due() that said True
         self._pending: list[dict[str, Any]] = []  # told, not yet learned from
 
     # -- sampling -------------------------------------------------------------------------------
@@ -265,6 +266,12 @@ class RLProposer(Proposer):
         self.step += 1
         self._pending = []
 
+    def checkpoint_due(self) -> bool:
+        """True once after each policy update: the loop then stores the new policy."""
+        due = self.step != self._announced_step
+        self._announced_step = self.step
+        return due
+
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         buffer = io.BytesIO()
@@ -284,6 +291,7 @@ class RLProposer(Proposer):
         self.optimizer.load_state_dict(saved["optimizer"])
         self._baseline = [float(v) for v in state["baseline"]]
         self.step = int(state["step"])
+        self._announced_step = self.step
         self._pending = [
             {"arch": Arch(s["arch"]), "advantage": float(s["advantage"]), "logp": s["logp"]} for s in state["pending"]
         ]

@@ -166,3 +166,21 @@ def test_conditional_user_space(sqlite_url):
     for arch in res.trials["arch"]:
         branchy.validate(arch)
         assert ("width" in arch) == (arch["kind"] == "wide")
+
+
+def test_rl_policy_is_checkpointed_after_each_update_and_resumes_from_it(sqlite_url, monkeypatch):
+    saved = []
+    original = Store.save_checkpoint
+
+    def spy(self, search_id, result_seq, state):
+        saved.append((result_seq, state["step"]))
+        return original(self, search_id, result_seq, state)
+
+    monkeypatch.setattr(Store, "save_checkpoint", spy)
+    opts = {"batch_size": 2}
+    automl.search("nb201", conv_count, strategy="rl", trials=7, storage=sqlite_url, name="rl", strategy_options=opts)
+    # an update after every 2 results, each stored at once; the 7th result is saved at exit
+    assert saved == [(2, 1), (4, 2), (6, 3), (7, 3)]
+    saved.clear()
+    automl.search("nb201", conv_count, strategy="rl", trials=9, storage=sqlite_url, name="rl", strategy_options=opts)
+    assert saved == [(8, 4), (9, 4)]  # resumed from step 3 with the 7th result pending: 7+8 -> step 4
