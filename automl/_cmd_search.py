@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-weights", default=None, metavar="DIR", help="save each trained child's weights in DIR (for export)"
     )
-    p.add_argument("--objective", default=None, help="metric to maximize, '-name' to minimize (default: accuracy)")
+    p.add_argument(
+        "--objective", default=None, help="metric to maximize, '-name' to minimize, a,b for several (default: accuracy)"
+    )
     p.add_argument(
         "--workers", type=int, default=1, help="evaluations in flight (default: 1; 0: one per GPU, else per CPU core)"
     )
@@ -105,7 +107,9 @@ def _search(args: argparse.Namespace) -> int:
         weights_dir=str(Path(args.keep_weights).resolve()) if args.keep_weights else None,  # export runs elsewhere
     )
     table_eval = args.evaluator.startswith("table")
-    objective = args.objective or ("valid_acc_12ep" if table_eval else "accuracy")
+    objective: str | list[str] = args.objective or ("valid_acc_12ep" if table_eval else "accuracy")
+    if "," in objective:  # several objectives, for nsga2: accuracy,-params
+        objective = [o.strip() for o in objective.split(",")]
     executor = args.executor or ("local" if args.workers != 1 else "inline")
     executor_options: dict[str, Any] = {}
     for flag, key, value in (

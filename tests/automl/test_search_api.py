@@ -184,3 +184,30 @@ def test_rl_policy_is_checkpointed_after_each_update_and_resumes_from_it(sqlite_
     saved.clear()
     automl.search("nb201", conv_count, strategy="rl", trials=9, storage=sqlite_url, name="rl", strategy_options=opts)
     assert saved == [(8, 4), (9, 4)]  # resumed from step 3 with the 7th result pending: 7+8 -> step 4
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "rl", "reinforce", "tpe"])
+def test_every_strategy_completes_a_search_and_resumes(sqlite_url, strategy):
+    automl.search("nb201", conv_count, strategy=strategy, trials=25, storage=sqlite_url, name="s", seed=0)
+    res = automl.search("nb201", conv_count, strategy=strategy, trials=30, storage=sqlite_url, name="s", seed=0)
+    frame = res.trials
+    assert sorted(frame["number"]) == list(range(30)) and set(frame["status"]) == {"completed"}
+    assert res.best.value == frame["value"].max()
+
+
+def test_nsga2_takes_several_objectives(sqlite_url):
+    def two(arch):
+        return {**conv_count(arch), "params": float(list(arch.values()).count("nor_conv_3x3") ** 2)}
+
+    res = automl.search(
+        "nb201",
+        two,
+        strategy="nsga2",
+        objective=["accuracy", "-params"],
+        trials=30,
+        storage=sqlite_url,
+        strategy_options={"population_size": 8},
+    )
+    assert len(res.trials) == 30
+    with pytest.raises(UsageError, match="optimizes several objectives"):
+        automl.search("nb201", two, strategy="nsga2", trials=3, storage=sqlite_url)
