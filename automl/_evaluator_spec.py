@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 from automl._checks import UsageError
 from evaluators import Evaluator, as_evaluator
-from search_spaces import Space
+from search_spaces import Space, SpaceError, import_file_attribute
 
 __all__ = ["evaluator_from_spec", "load_from_file"]
 
 
 def load_from_file(spec: str, what: str) -> Any:
-    """The object ``function`` of ``path/file.py:function``; errors name the problem."""
-    path_text, _, attr = spec.rpartition(":")
-    path = Path(path_text)
-    if not attr or not path_text:
-        raise UsageError(f"{what} {spec!r}: expected 'path/to/file.py:function'")
-    if not path.is_file():
-        raise UsageError(f"{what} file {path_text!r} does not exist")
-    mod_name = f"_automl_user_{path.stem}_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise UsageError(f"{what} file {path_text!r} is not a Python file")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[mod_name] = module
+    """The object ``function`` of ``path/to/file.py:function``; errors name the problem."""
     try:
-        loader_spec.loader.exec_module(module)
-    except Exception as e:
-        raise UsageError(f"{what} file {path_text!r} raised {type(e).__name__}: {e}") from e
-    if not hasattr(module, attr):
-        raise UsageError(f"{what} file {path_text!r} defines no {attr!r}")
-    return getattr(module, attr)
+        obj, _, _ = import_file_attribute(spec, what, "_automl_user_eval_")
+    except SpaceError as e:
+        raise UsageError(str(e)) from e
+    return obj
 
 
 def evaluator_from_spec(

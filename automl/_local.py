@@ -46,7 +46,7 @@ from evaluators import Evaluator
 __all__ = ["LocalExecutor", "dump_evaluator", "load_evaluator", "user_modules", "visible_gpus"]
 
 _STARTUP_SECONDS = 300.0  # spawn + imports (torch) on a busy machine; a dead worker is seen at once
-_USER_MODULE_PREFIX = "_automl_user_"  # evaluators loaded from 'path/file.py:fn' (automl._evaluator_spec)
+_USER_MODULE_PREFIX = "_automl_user_eval_"  # evaluators loaded from 'path/file.py:fn' (automl._evaluator_spec)
 _env_lock = threading.Lock()  # os.environ is process-wide: one spawn at a time edits it
 
 
@@ -61,7 +61,7 @@ def user_modules() -> dict[str, str]:
     out = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if name.startswith(_USER_MODULE_PREFIX) and not name.startswith(_USER_MODULE_PREFIX + "space_") and path:
+        if name.startswith(_USER_MODULE_PREFIX) and path:
             out[name] = path
     return out
 

@@ -19,7 +19,7 @@ from search_spaces._dsl import (
     Trace,
     space,
 )
-from search_spaces._registry import get, load, names
+from search_spaces._registry import get, import_file_attribute, load, names
 
 __all__ = [
     "Arch",
@@ -32,6 +32,7 @@ __all__ = [
     "Trace",
     "arch_key",
     "get",
+    "import_file_attribute",
     "load",
     "names",
     "space",

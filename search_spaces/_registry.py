@@ -10,7 +10,7 @@ from pathlib import Path
 
 from search_spaces._dsl import Space, SpaceError
 
-__all__ = ["get", "load", "names"]
+__all__ = ["get", "import_file_attribute", "load", "names"]
 
 # name -> "module:attribute"; imported on first use so listing names costs nothing.
 _BUILTIN = {
@@ -46,28 +46,39 @@ def load(spec: str | Space) -> Space:
         raise SpaceError(f"a space is a built-in name or 'path/to/file.py:function', got {spec!r}")
     if ":" not in spec and not spec.endswith(".py"):
         return get(spec)
-    path_text, _, attr = spec.rpartition(":") if ":" in spec else (spec, ":", "")
-    path = Path(path_text)
-    if not attr:
-        raise SpaceError(f"space file {spec!r}: name the function, as in '{path_text}:my_space'")
-    if not path.is_file():
-        raise SpaceError(f"space file {str(path)!r} does not exist")
-    mod_name = f"_automl_user_space_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise SpaceError(f"space file {str(path)!r} is not a Python file")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[mod_name] = module  # so multiprocessing/pickle can find the space again
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as e:
-        raise SpaceError(f"space file {str(path)!r} raised {type(e).__name__}: {e}") from e
-    if not hasattr(module, attr):
-        raise SpaceError(f"space file {str(path)!r} defines no {attr!r}")
-    obj = getattr(module, attr)
+    if ":" not in spec:
+        raise SpaceError(f"space file {spec!r}: name the function, as in '{spec}:my_space'")
+    obj, path, attr = import_file_attribute(spec, "space", "_automl_user_space_")
     loaded = _space_of(obj, spec, attr)
     loaded._origin = f"{path.resolve()}:{attr}"  # so a worker process can load the file again (pickle)
     return loaded
+
+
+def import_file_attribute(spec: str, what: str, module_prefix: str) -> tuple[object, Path, str]:
+    """``path/to/file.py:name`` -> (the object, the file, name); :class:`SpaceError` names the problem.
+
+    The file is imported as module ``<module_prefix><hash of its path>``, kept in ``sys.modules``
+    so pickle (and worker processes) can find what it defines. ``what`` starts the messages.
+    """
+    path_text, _, attr = spec.rpartition(":")
+    if not attr or not path_text:
+        raise SpaceError(f"{what} {spec!r}: expected 'path/to/file.py:function'")
+    path = Path(path_text)
+    if not path.is_file():
+        raise SpaceError(f"{what} file {path_text!r} does not exist")
+    mod_name = f"{module_prefix}{abs(hash(str(path.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise SpaceError(f"{what} file {path_text!r} is not a Python file")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[mod_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as e:
+        raise SpaceError(f"{what} file {path_text!r} raised {type(e).__name__}: {e}") from e
+    if not hasattr(module, attr):
+        raise SpaceError(f"{what} file {path_text!r} defines no {attr!r}")
+    return getattr(module, attr), path, attr
 
 
 def _space_of(obj: object, spec: str, attr: str) -> Space:
