@@ -57,7 +57,7 @@ def _open(args: argparse.Namespace) -> Store:
 def latest_search(store: Store) -> SearchRecord:
     searches = store.list_searches()
     if not searches:
-        raise NotFound(f"no searches in {store.url}; run `automl search` first")
+        raise NotFound(f"no searches in {store.safe_url}; run `automl search` first")
     return max(searches, key=lambda s: (s.created_at, s.id))
 
 
@@ -148,10 +148,10 @@ def _status(args: argparse.Namespace) -> int:
         print_json(payload)
         return 0
     if not rows:
-        print(f"no searches in {store.url}; run `automl search` to start one")
+        print(f"no searches in {store.safe_url}; run `automl search` to start one")
         return 0
     cols = ["search", "strategy", "space", "done", "running", "failed", "pruned", "best", "state"]
-    table(f"searches in {store.url}", cols, rows)
+    table(f"searches in {store.safe_url}", cols, rows)
     if running_rows:
         table("running trials", ["search", "trial", "worker", "age", "heartbeat"], running_rows)
     return 0

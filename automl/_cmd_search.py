@@ -126,11 +126,12 @@ def _search(args: argparse.Namespace) -> int:
     try:
         name = args.name or _next_name(store, f"{space.name}-{args.strategy}")
         resuming = store.find_search(name) is not None
+        shown = store.safe_url  # no password in the output
     finally:
         store.close()
     out = console()
     verb = "resuming" if resuming else "search"
-    out.print(f"{verb} [bold]{name}[/]: space {spec}, {args.strategy}, {args.trials} trials, storage {storage}")
+    out.print(f"{verb} [bold]{name}[/]: space {spec}, {args.strategy}, {args.trials} trials, storage {shown}")
     try:
         res = automl.search(
             space,
@@ -160,7 +161,7 @@ def _search(args: argparse.Namespace) -> int:
 
     print_leaderboard(res.storage, res.search, 5)
     out.print(
-        f"\nResults are in {storage} (search [bold]{name}[/]). Look at them with:\n"
+        f"\nResults are in {shown} (search [bold]{name}[/]). Look at them with:\n"
         f"  automl top {name}\n  automl show {name}/<trial>\n  automl status\n  automl dashboard"
     )
     return 0

@@ -69,6 +69,11 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden: for messages and tables."""
+        return self._db.safe_url
+
     def __repr__(self) -> str:
         return f"Store({self._db.safe_url!r}{', read_only=True' if self.read_only else ''})"
 
