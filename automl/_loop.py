@@ -111,11 +111,13 @@ class _Loop:
             if ckpt is not None:
                 after, state = ckpt
                 self.proposer.load_state_dict(state)
-        for t in self.store.trials(self.sid, after_seq=after, order="result_seq"):
-            self.proposer.tell(to_result(t, objectives))
-            self.last_seq = t.result_seq or self.last_seq
-        for t in self.store.trials(self.sid, statuses=_FINISHED):
+        self.last_seq = after
+        # One read: every stored result counts; those after the checkpoint are told again.
+        for t in self.store.trials(self.sid, statuses=_FINISHED, order="result_seq"):
             self._count(t)
+            if (t.result_seq or 0) > after:
+                self.proposer.tell(to_result(t, objectives))
+                self.last_seq = t.result_seq or self.last_seq
         self.store.requeue_trials(self.sid)  # orphans of a dead driver run again
         self.pending = self.store.trials(self.sid, statuses=[TrialStatus.PROPOSED])
         stored = self.store.trials(self.sid, order="-number", limit=1)
