@@ -39,6 +39,12 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'automl.db'}"
 
 
+def search_args(user_files: Path, url: str, *extra: str) -> list[str]:
+    """``automl search`` over nb201 with the fast user evaluator of ``EVALUATOR_CODE``."""
+    return ["search", "nb201", "--evaluator", f"{user_files}/user_eval.py:score", "--storage", url, "--no-progress",
+            *extra]  # fmt: skip
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
     """Run the ``automl`` command in a fresh process, as a user would."""
     return subprocess.run(

@@ -9,22 +9,11 @@ import pytest
 
 from store import Store
 
-from .conftest import EVALUATOR_CODE, run_cli
+from .conftest import EVALUATOR_CODE, run_cli, search_args
 
 
 def _search(user_files, url, *extra):
-    return run_cli(
-        "search",
-        "nb201",
-        "--evaluator",
-        f"{user_files}/user_eval.py:score",
-        "--storage",
-        url,
-        "--strategy",
-        "random",
-        "--no-progress",
-        *extra,
-    )
+    return run_cli(*search_args(user_files, url, "--strategy", "random", *extra))
 
 
 def test_search_then_top_show_status(user_files, sqlite_url):

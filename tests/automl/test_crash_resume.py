@@ -10,7 +10,7 @@ import time
 
 from store import Store, TrialStatus
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_cli, search_args
 
 
 def _completed(url: str, name: str) -> dict[int, float]:
@@ -25,21 +25,7 @@ def _completed(url: str, name: str) -> dict[int, float]:
 
 
 def _command(user_files, url, n, strategy):
-    return [
-        "search",
-        "nb201",
-        "--evaluator",
-        f"{user_files}/user_eval.py:score",
-        "--storage",
-        url,
-        "--name",
-        "crash",
-        "--trials",
-        str(n),
-        "--strategy",
-        strategy,
-        "--no-progress",
-    ]
+    return search_args(user_files, url, "--name", "crash", "--trials", str(n), "--strategy", strategy)
 
 
 def _kill_midway_then_resume(user_files, url, strategy, sig):
