@@ -5,7 +5,9 @@ Three small parts wired by one proposer, as in OSS Vizier's evolution:
 * :class:`TournamentSelection` (the sampler): the parent is the best of ``S`` members drawn from
   the population; the choice itself is the pure function :func:`tournament`.
 * :func:`mutate` (the mutation): change one active decision of the parent to another of its
-  options, keep every other value that still applies, sample the decisions that newly appear.
+  options (a range decision, e.g. a log-scale learning rate, is perturbed in its own scale by
+  :func:`perturb`), keep every other value that still applies, sample the decisions that newly
+  appear.
 * :class:`AgingSurvival` (the survival rule): the population is the most recent ``P`` completed
   results in the order they were told; adding a member beyond ``P`` removes the oldest, whatever
   its score. That order is the order results are stored, so the population is the query "the most
@@ -25,7 +27,16 @@ import numpy as np
 from controller._base import Proposal, Proposer, Result
 from search_spaces import Arch, Decision, InvalidArchitecture, Space
 
-__all__ = ["AgingSurvival", "EvolutionProposer", "Member", "TournamentSelection", "mutate", "mutate_once", "tournament"]
+__all__ = [
+    "AgingSurvival",
+    "EvolutionProposer",
+    "Member",
+    "TournamentSelection",
+    "mutate",
+    "mutate_once",
+    "perturb",
+    "tournament",
+]
 
 
 @dataclass(frozen=True)
@@ -69,35 +80,66 @@ class TournamentSelection:
         return tournament(scores, sample)
 
 
-# -- mutation -----------------------------------------------------------------------------------
+# -- mutation ---------------------------------------------------------------------------------
+_SIGMA = 0.1  # step of a range decision's mutation, as a fraction of its (log-)range
+_PERTURB_TRIES = 20
+
+
 def _kept_or_random(decision: Decision, old: Mapping[str, Any], rng: np.random.Generator) -> Any:
-    """The old value of ``decision`` if it still applies, else a uniformly random option."""
+    """The old value of ``decision`` if it still applies, else a uniformly random value."""
     if decision.name in old:
         try:
-            return decision.json_value(decision.index(old[decision.name]))
+            return decision.check(old[decision.name])
         except InvalidArchitecture:
             pass
-    return decision.json_value(int(rng.integers(len(decision.options))))
+    return decision.sample(rng)
+
+
+def perturb(decision: Decision, value: Any, rng: np.random.Generator, sigma: float = _SIGMA) -> Any:
+    """Another value of a range decision, near ``value`` in the decision's own scale.
+
+    Gaussian in ``[0, 1]`` (:meth:`~search_spaces.Decision.to_unit`: log space for a log
+    decision) with standard deviation ``sigma``, clipped to the bounds. Never ``value`` itself:
+    a draw that lands on it (clipped at a bound, or rounded to the same integer) is drawn again;
+    after ``_PERTURB_TRIES`` such draws an integer moves by one, a float is drawn uniformly.
+    """
+    u = decision.to_unit(value)
+    for _ in range(_PERTURB_TRIES):
+        new = decision.from_unit(u + sigma * float(rng.standard_normal()))
+        if new != value:
+            return new
+    if decision.kind == "integer":
+        return value + 1 if value < decision.high else value - 1
+    new = value
+    while new == value:
+        new = decision.sample(rng)
+    return new
 
 
 def mutate_once(space: Space, arch: Mapping[str, Any], rng: np.random.Generator) -> Arch:
-    """``arch`` with one active decision (one having >= 2 options) set to another of its options.
+    """``arch`` with one active decision (one having >= 2 values) set to another value.
 
-    The space is traced again: decisions before the mutated one keep their values (so it is asked
-    again and takes its new value), later ones keep theirs where they still apply, and decisions
-    that appear only on the new branch are sampled uniformly. Never returns ``arch`` itself
-    (for a deterministic space function). Raises ``ValueError`` if nothing can change.
+    An option decision takes another of its options, uniformly; a range decision (a float, a
+    log-scale integer) is perturbed in its own scale (:func:`perturb`). The space is traced again:
+    decisions before the mutated one keep their values (so it is asked again and takes its new
+    value), later ones keep theirs where they still apply, and decisions that appear only on the
+    new branch are sampled uniformly. Never returns ``arch`` itself (for a deterministic space
+    function). Raises ``ValueError`` if nothing can change.
     """
-    active = [d for d in space.validate(arch).decisions if len(d.options) >= 2]
+    active = [d for d in space.validate(arch).decisions if d.cardinality >= 2]
     if not active:
         raise ValueError(f"architecture {dict(arch)!r} has no decision with two or more options to mutate")
     target = active[int(rng.integers(len(active)))]
-    old = target.index(arch[target.name])
-    new = int(rng.integers(len(target.options) - 1))
-    new += new >= old  # uniform over the *other* options: never a no-op
+    if target.ranged:
+        value = perturb(target, target.check(arch[target.name]), rng)
+    else:
+        old = target.index(arch[target.name])
+        new = int(rng.integers(len(target.options) - 1))
+        new += new >= old  # uniform over the *other* options: never a no-op
+        value = target.json_value(new)
 
     def choose(d: Decision) -> Any:
-        return target.json_value(new) if d.name == target.name else _kept_or_random(d, arch, rng)
+        return value if d.name == target.name else _kept_or_random(d, arch, rng)
 
     return space.trace(choose).arch
 

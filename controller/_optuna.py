@@ -4,7 +4,8 @@ Each proposer keeps an in-memory Optuna study. ``ask`` opens a trial with ``stud
 runs the space with ``space.trace(choose)``, where ``choose`` suggests each decision as it is
 asked (define-by-run, so conditional decisions work): a ``choice`` or ``inputs`` decision is a
 ``CategoricalDistribution`` over its option *indices*, an ``integer`` decision an
-``IntDistribution(low, high, step)`` over its values. ``tell`` finishes that trial with
+``IntDistribution(low, high, step)`` over its values (``log=True`` for a log-scale one), a
+``float`` decision a ``FloatDistribution(low, high, log=...)``. ``tell`` finishes that trial with
 ``study.tell``.
 
 Resume: the study is not saved (``replay = True``): on resume every stored result is told again
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from controller._base import Proposal, Proposer, Result
@@ -51,7 +52,16 @@ _STATES = {
 
 
 def distribution(decision: Decision) -> BaseDistribution:
-    """The Optuna distribution of a decision: its values if integers on a grid, else its indices."""
+    """The Optuna distribution of a decision.
+
+    A float is ``FloatDistribution(low, high, log=log)``, a log-scale integer
+    ``IntDistribution(low, high, log=True)``; a linear integer on a grid of two or more values its
+    ``IntDistribution(low, high, step)``; any other decision is categorical over its option indices.
+    """
+    if decision.kind == "float":
+        return FloatDistribution(decision.low, decision.high, log=decision.log)  # type: ignore[arg-type]
+    if decision.ranged:
+        return IntDistribution(int(decision.low), int(decision.high), log=True)  # type: ignore[arg-type]
     opts = decision.options
     if decision.kind == "integer" and len(opts) >= 2:
         return IntDistribution(opts[0], opts[-1], step=opts[1] - opts[0])
@@ -60,20 +70,28 @@ def distribution(decision: Decision) -> BaseDistribution:
 
 def _to_optuna(decision: Decision, value: Any) -> Any:
     """The parameter Optuna stores for ``value`` of ``decision`` (see :func:`distribution`)."""
+    if decision.ranged:
+        return decision.check(value)
     index = decision.index(value)
     return decision.options[index] if isinstance(distribution(decision), IntDistribution) else index
 
 
 def _from_optuna(decision: Decision, param: Any) -> Any:
-    if isinstance(distribution(decision), IntDistribution):
+    dist = distribution(decision)
+    if isinstance(dist, FloatDistribution):
+        return float(param)
+    if isinstance(dist, IntDistribution):
         return int(param)
     return decision.json_value(int(param))
 
 
 def _suggest(trial: optuna.Trial, decision: Decision) -> Any:
     dist = distribution(decision)
+    if isinstance(dist, FloatDistribution):
+        return _from_optuna(decision, trial.suggest_float(decision.name, dist.low, dist.high, log=dist.log))
     if isinstance(dist, IntDistribution):
-        return _from_optuna(decision, trial.suggest_int(decision.name, dist.low, dist.high, step=dist.step))
+        value = trial.suggest_int(decision.name, dist.low, dist.high, step=dist.step, log=dist.log)
+        return _from_optuna(decision, value)
     return _from_optuna(decision, trial.suggest_categorical(decision.name, dist.choices))
 
 

@@ -1,7 +1,7 @@
 """Policies over a space's decisions, for the policy-gradient proposers (``rl``, ``reinforce``).
 
 A policy gives, step by step, the logits of the decision the space asks next; it never sees the
-space itself, only decision positions (into ``space.decisions``) and chosen option indices::
+space itself, only decision positions (into ``space.decisions``) and chosen actions::
 
     state = policy.begin()
     logits, state = policy.logits(state, i)     # (n_i,) logits of decision i, given the past
@@ -17,30 +17,87 @@ Two policies:
   decision, independent of the other choices.
 
 :func:`log_prob` re-scores a sequence of choices (teacher forcing), differentiably.
+
+Actions (:class:`Actions`). For an option decision the actions are its options. A range decision
+(a float, a log-scale integer) is cut into ``bins`` bins of equal width on its own scale (log for
+``log=True``; an integer range into as many non-empty bins of whole integers as fit): the policy
+picks a bin, the value is drawn uniformly (log-uniformly) inside it. That density inside the bin
+does not depend on the policy's parameters, so it cancels from REINFORCE's gradient and PPO's
+ratio: log-probabilities are those of the bins. A discrete head was chosen over a Gaussian one so
+that one LSTM, one embedding per action and one entropy bonus serve every decision alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from search_spaces import Decision
 
-__all__ = ["IndependentPolicy", "LSTMPolicy", "Policy", "log_prob"]
+__all__ = ["Actions", "IndependentPolicy", "LSTMPolicy", "Policy", "log_prob"]
 
 State = Any
+BINS = 10  # default number of bins of a range decision
+
+
+@dataclass(frozen=True)
+class Actions:
+    """The policy's actions ``0 .. size - 1`` for one decision, and how they map to its values.
+
+    ``edges``: for a range decision, ``size + 1`` increasing bin edges in value space (bin ``b``
+    is ``[edges[b], edges[b + 1])``, the last bin includes ``high``; for an integer, the last edge
+    is ``high + 1``); empty for an option decision, whose actions are its option indices.
+    """
+
+    decision: Decision
+    edges: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, decision: Decision, bins: int = BINS) -> Actions:
+        return cls(decision, decision.bin_edges(bins) if decision.ranged else ())
+
+    @property
+    def size(self) -> int:
+        return len(self.edges) - 1 if self.edges else len(self.decision.options)
+
+    def encode(self, value: Any) -> int:
+        """The action that gives ``value`` (its option index, or its bin)."""
+        if not self.edges:
+            return self.decision.index(value)
+        return Decision.bin_of(value, self.edges)
+
+    def decode(self, action: int, rng: np.random.Generator) -> Any:
+        """A value of ``action``: its option (``rng`` unused), or a uniform draw inside its bin."""
+        if not self.edges:
+            return self.decision.json_value(action)
+        lo, hi = self.edges[action], self.edges[action + 1]
+        d = self.decision
+        if d.kind == "integer":
+            return int(rng.integers(int(lo), int(hi)))  # hi excluded: the next bin's first integer
+        a, b = d.to_unit(lo), d.to_unit(hi)
+        return d.from_unit(a + float(rng.random()) * (b - a))
+
+    def fits(self, decision: Decision) -> bool:
+        """True if these actions serve ``decision`` (the same one, or as many options)."""
+        mine = self.decision
+        if mine.ranged or decision.ranged:
+            return mine == decision
+        return len(mine.options) == len(decision.options)
 
 
 class Policy(nn.Module):
     """Base class: a distribution over the decisions of a space, asked in define-by-run order."""
 
-    def __init__(self, decisions: Sequence[Decision]) -> None:
+    def __init__(self, decisions: Sequence[Decision], *, bins: int = BINS) -> None:
         super().__init__()
+        self.actions = tuple(Actions.of(d, bins) for d in decisions)
         self.names = tuple(d.name for d in decisions)
-        self.sizes = tuple(len(d.options) for d in decisions)
+        self.sizes = tuple(a.size for a in self.actions)  # actions per decision
         self.position = {name: i for i, name in enumerate(self.names)}
 
     def begin(self) -> State:
@@ -71,8 +128,9 @@ class IndependentPolicy(Policy):
         tanh_constant: float | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        bins: int = BINS,
     ) -> None:
-        super().__init__(decisions)
+        super().__init__(decisions, bins=bins)
         self.temperature = temperature
         self.tanh_constant = tanh_constant
         self.theta = nn.ParameterList(
@@ -101,8 +159,9 @@ class LSTMPolicy(Policy):
         init_range: float = 0.1,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
+        bins: int = BINS,
     ) -> None:
-        super().__init__(decisions)
+        super().__init__(decisions, bins=bins)
         self.hidden = hidden
         self.temperature = temperature
         self.tanh_constant = tanh_constant

@@ -103,6 +103,9 @@ class RLProposer(Proposer):
       * ``failure_reward``: None (failed/infeasible/pruned results teach nothing) or a number.
       * ``init_std`` = 1e-3: scale of the "independent" policy's initial logits.
       * ``dtype`` = "float64" for the policy's parameters.
+      * ``bins`` = 10: a range decision (a float such as a log-scale learning rate, a log-scale
+        integer) is cut into ``bins`` bins of equal width on its own scale; the policy picks a
+        bin and the value is drawn uniformly inside it (see :class:`controller._policy.Actions`).
 
     ``state_dict``: the policy's weights and Adam's state (``torch.save`` bytes in base64, ~360 KB
     for NAS-Bench-201's LSTM), the baseline, the step, results not yet learned from, the generator.
@@ -140,6 +143,7 @@ class RLProposer(Proposer):
         failure_reward: float | None = None,
         init_std: float = 1e-3,
         dtype: str = "float64",
+        bins: int = 10,
     ) -> None:
         super().__init__(space, seed=seed)
         if policy not in ("lstm", "independent"):
@@ -151,6 +155,8 @@ class RLProposer(Proposer):
             raise ValueError(f"`batch_size` must be a positive int, but got {batch_size!r}.")
         if not isinstance(baseline_momentum, (int, float)) or not 0 <= baseline_momentum < 1:
             raise ValueError(f"`0 <= baseline_momentum < 1` must hold, but got {baseline_momentum!r}.")
+        if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+            raise ValueError(f"`bins` must be a positive int, but got {bins!r}.")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"`dtype` must be 'float32' or 'float64', but got {dtype!r}.")
         self.batch_size = batch_size
@@ -171,6 +177,7 @@ class RLProposer(Proposer):
                 tanh_constant=tanh_constant,
                 generator=generator,
                 dtype=torch_dtype,
+                bins=bins,
             )
         else:
             self.policy = IndependentPolicy(
@@ -180,6 +187,7 @@ class RLProposer(Proposer):
                 tanh_constant=tanh_constant,
                 generator=generator,
                 dtype=torch_dtype,
+                bins=bins,
             )
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
         self._baseline = [0.0, 0.0]  # bias-corrected EMA: numerator, denominator
@@ -196,14 +204,18 @@ class RLProposer(Proposer):
         def choose(d: Decision) -> Any:
             nonlocal logp
             i = policy.position.get(d.name)
-            if i is None or policy.sizes[i] != len(d.options):
-                return d.json_value(int(self.rng.integers(len(d.options))))
+            if i is None or not policy.actions[i].fits(d):
+                return d.sample(self.rng)
+            actions = policy.actions[i]
             logits, state[0] = policy.logits(state[0], i)
             log_p = torch.log_softmax(logits, dim=-1)
             choice = _categorical(log_p.exp().numpy(), self.rng)
+            value = actions.decode(choice, self.rng)
+            if d.ranged:  # a value on a bin's edge: the bin that teacher forcing (_steps) will read
+                choice = actions.encode(value)
             logp += float(log_p[choice])
             state[0] = policy.advance(state[0], i, choice)
-            return d.json_value(choice)
+            return value
 
         with torch.no_grad(), _one_thread():
             arch = self.space.trace(choose).arch
@@ -214,12 +226,15 @@ class RLProposer(Proposer):
         steps = []
         for d in self.space.validate(arch).decisions:
             i = self.policy.position.get(d.name)
-            if i is not None and self.policy.sizes[i] == len(d.options):
-                steps.append((i, d.index(arch[d.name])))
+            if i is not None and self.policy.actions[i].fits(d):
+                steps.append((i, self.policy.actions[i].encode(arch[d.name])))
         return steps
 
     def probability(self, arch: Mapping[str, Any]) -> float:
-        """pi(arch) under the current policy (for inspection and tests)."""
+        """pi(arch) under the current policy (for inspection and tests).
+
+        For a range decision this is the probability of the bin that holds the value.
+        """
         with torch.no_grad():
             return float(log_prob(self.policy, self._steps(arch))[0].exp())
 

@@ -15,10 +15,16 @@ The same code serves three purposes: *sampling* (a proposer picks each value as 
 so conditional decisions exist only on the branch that asks them), *validation* (an
 architecture is replayed; a missing, wrong or unused decision is refused by name) and
 *building* (architecture -> the same ``nn.Module`` every time).
+
+Numbers to tune with the architecture (learning rate, weight decay, dropout) are range
+decisions: ``a.float("lr", 1e-4, 1e-1, log=True)``, ``a.integer("batch", 16, 512, log=True)``.
+A range decision never branches discovery: conditional decisions hang off option decisions
+(``choice``, ``inputs``, a linear ``integer``) only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import itertools
@@ -26,11 +32,13 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
 from search_spaces._arch import Arch
+from search_spaces._decision import Decision, InvalidArchitecture, SpaceError
 
 __all__ = ["Chooser", "Decision", "InvalidArchitecture", "Space", "SpaceError", "SpaceSize", "Trace", "space"]
 
@@ -39,60 +47,7 @@ _MAX_DISCOVERY_RUNS = 20_000
 _VALIDATION_CACHE = 100_000
 
 
-class SpaceError(ValueError):
-    """The space itself is wrong (bad options, a decision asked twice differently, ...)."""
-
-
-class InvalidArchitecture(ValueError):
-    """An architecture does not fit its space; the message names the decision."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One decision of a space: a finite, ordered set of options.
-
-    ``kind`` says how it was asked: ``choice`` (categorical), ``integer`` (a range, also what
-    ``repeat`` asks), or ``inputs`` (``k`` of ``candidates``, for a node's inputs in a cell DAG;
-    each option is a tuple).
-    """
-
-    name: str
-    kind: Literal["choice", "integer", "inputs"]
-    options: tuple[Any, ...]
-
-    def index(self, value: Any) -> int:
-        """The option's position; raises :class:`InvalidArchitecture` naming this decision."""
-        probe = tuple(value) if self.kind == "inputs" and isinstance(value, (list, tuple)) else value
-        for i, option in enumerate(self.options):
-            if _same(option, probe):
-                return i
-            if self.kind == "integer" and isinstance(probe, float) and probe.is_integer() and option == probe:
-                return i
-        shown = [list(o) if isinstance(o, tuple) else o for o in self.options]
-        if len(shown) > 12:
-            shown = [*shown[:5], "...", *shown[-2:]]
-        raise InvalidArchitecture(f"decision '{self.name}' got {value!r}; expected one of {shown}")
-
-    def json_value(self, index: int) -> Any:
-        option = self.options[index]
-        return list(option) if isinstance(option, tuple) else option
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "options": [self.json_value(i) for i in range(len(self.options))]}
-
-
-def _same(x: Any, y: Any) -> bool:
-    # bool is an int in Python (True == 1): keep True from matching 1, also inside a tuple of inputs.
-    if isinstance(x, tuple) and isinstance(y, tuple):
-        return len(x) == len(y) and all(map(_same, x, y))
-    return type(x) is type(y) and x == y
-
-
 Choose = Callable[[Decision], Any]
-
-
-class _Stop(Exception):
-    """Raised inside a trace to cut it short once the wanted prefix is decided."""
 
 
 class Chooser:
@@ -137,16 +92,41 @@ class Chooser:
                 raise SpaceError(f"choice '{name}': option {o!r} is not a JSON scalar (str, int, float, bool, None)")
         if len({(type(o), o) for o in opts}) != len(opts):
             raise SpaceError(f"choice '{name}': options repeat, got {list(opts)}")
-        return self._decide(name, "choice", opts)
+        return self._decide(Decision(self._full(name), "choice", opts))
 
-    def integer(self, name: str, low: int, high: int, step: int = 1) -> int:
-        """An integer in ``[low, high]`` (both included) on a grid of ``step``."""
+    def integer(self, name: str, low: int, high: int, step: int = 1, *, log: bool = False) -> int:
+        """An integer in ``[low, high]`` (both included) on a grid of ``step``.
+
+        ``log=True`` (``step`` 1, ``low >= 1``): a range decision sampled log-uniformly, e.g. a
+        batch size; it has no options and does not branch discovery.
+        """
         for label, v in (("low", low), ("high", high), ("step", step)):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise SpaceError(f"integer '{name}': {label} must be an int, got {v!r}")
         if not (low <= high and step > 0):
             raise SpaceError(f"integer '{name}': `low <= high` and `step > 0` must hold, got {low=}, {high=}, {step=}")
-        return self._decide(name, "integer", tuple(range(low, high + 1, step)))
+        if not log:
+            return self._decide(Decision(self._full(name), "integer", tuple(range(low, high + 1, step)), low, high))
+        if step != 1:
+            raise SpaceError(f"`step == 1` must hold for decision '{self._full(name)}' with log=True, but got {step=}")
+        if low <= 0:
+            raise SpaceError(f"`low > 0` must hold for decision '{self._full(name)}' with log=True, but got {low=}")
+        return self._decide(Decision(self._full(name), "integer", (), low, high, log=True))
+
+    def float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        """A float in ``[low, high]``, sampled uniformly, or log-uniformly with ``log=True``.
+
+        A range decision: it has no options and does not branch discovery (see the module docs).
+        """
+        full = self._full(name)
+        for label, v in (("low", low), ("high", high)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise SpaceError(f"float '{full}': {label} must be a finite number, got {v!r}")
+        if not low < high:
+            raise SpaceError(f"`low < high` must hold for decision '{full}', but got {low=}, {high=}")
+        if log and low <= 0:
+            raise SpaceError(f"`low > 0` must hold for decision '{full}' with log=True, but got {low=}")
+        return self._decide(Decision(full, "float", (), float(low), float(high), log=bool(log)))
 
     def repeat(self, name: str, low: int, high: int) -> range:
         """A variable depth: ``for i in a.repeat("depth", 1, 4): ...``."""
@@ -159,30 +139,37 @@ class Chooser:
             raise SpaceError(f"inputs '{name}': candidates must be distinct JSON scalars, got {list(cands)}")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(cands):
             raise SpaceError(f"inputs '{name}': k must be in [1, {len(cands)}], got {k!r}")
-        return list(self._decide(name, "inputs", tuple(itertools.combinations(cands, k))))
+        return list(self._decide(Decision(self._full(name), "inputs", tuple(itertools.combinations(cands, k)))))
 
-    def _decide(self, name: str, kind: Literal["choice", "integer", "inputs"], options: tuple[Any, ...]) -> Any:
+    def _full(self, name: str) -> str:
         _check_name(name)
-        full = ".".join([*self._prefix, name])
-        decision = Decision(full, kind, options)
+        return ".".join([*self._prefix, name])
+
+    def _decide(self, decision: Decision) -> Any:
+        full = decision.name
         if full in self.decisions:
             if self.decisions[full] != decision:
                 raise SpaceError(f"decision '{full}' is asked twice with different options")
-            return self.decisions[full].options[self.values[full]]
+            return self.values[full]
         if self._arch is not None:
             if full not in self._arch:
-                shown = [decision.json_value(i) for i in range(min(len(options), 8))]
-                raise InvalidArchitecture(f"architecture has no value for decision '{full}' (options: {shown})")
-            idx = decision.index(self._arch[full])
+                if decision.ranged:
+                    what = f"range: [{decision.low}, {decision.high}]"
+                else:
+                    what = f"options: {[decision.json_value(i) for i in range(min(len(decision.options), 8))]}"
+                raise InvalidArchitecture(f"architecture has no value for decision '{full}' ({what})")
+            value = decision.check(self._arch[full])
         else:
             assert self._choose is not None
-            idx = decision.index(self._choose(decision))
+            value = decision.check(self._choose(decision))
+        if decision.kind == "inputs":
+            value = tuple(value)  # the option itself: the space function gets a fresh list
         self.decisions[full] = decision
-        self.values[full] = idx
-        return options[idx]
+        self.values[full] = value
+        return value
 
     def arch(self) -> Arch:
-        return Arch({n: d.json_value(self.values[n]) for n, d in self.decisions.items()})
+        return Arch(self.values)
 
 
 def _check_name(name: object) -> None:
@@ -200,53 +187,96 @@ class Trace:
 
 @dataclass(frozen=True)
 class SpaceSize:
-    """Number of architectures; ``exact`` is False where conditional decisions made it an estimate."""
+    """Number of architectures.
+
+    ``exact`` is False where conditional decisions made it an estimate; ``continuous`` is True
+    where a float decision makes it infinite (``count`` is then ``inf``, printed "continuous").
+    """
 
     count: float
     exact: bool
+    continuous: bool = False
 
     def __str__(self) -> str:
+        if self.continuous:
+            return "continuous"
         if self.exact:
             return f"{int(self.count):,}"
         return f"~{self.count:.3g}"
 
 
 def _uniform(rng: np.random.Generator) -> Choose:
-    return lambda d: d.json_value(int(rng.integers(len(d.options))))
+    return lambda d: d.sample(rng)
 
 
-@dataclass(eq=False)
+@dataclass
+class _Memo:
+    """What a :class:`Space` learns about itself by running (never part of its identity)."""
+
+    cache: dict[str, Trace | InvalidArchitecture] = field(default_factory=dict)  # arch key -> validation
+    discovered: tuple[Decision, ...] | None = None  # every decision, once discovery has run
+    conditional: bool = False  # set by discovery
+
+
+@dataclass(frozen=True, eq=False)
 class Space:
     """A search space: a function ``fn(a, **context) -> nn.Module`` plus its default context.
 
-    ``context`` holds the keyword arguments the function takes besides ``a`` (typically
-    ``input_shape`` and ``num_classes``); :meth:`bind` returns the space for another dataset.
+    Immutable: :meth:`bind` returns another space. Two spaces are equal when they have the same
+    function (or, for spaces loaded from a file, the same origin), name, context and description.
+
+    Fields:
+      * ``fn``: the space function ``fn(a, **context)``.
+      * ``name``: defaults to the function's name.
+      * ``context``: the keyword arguments the function takes besides ``a`` (typically
+        ``input_shape`` and ``num_classes``), kept as a read-only mapping.
+      * ``description``: defaults to the first line of the function's docstring.
+      * ``origin`` (keyword only): ``"path/to/file.py:function"`` when the space was loaded from
+        a user's file (:func:`search_spaces.load` sets it); pickling then sends this text and a
+        worker process loads the file again. ``None`` for spaces found by module and name.
     """
 
     fn: Callable[..., Any]
     name: str = ""
     context: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    origin: str | None = field(default=None, kw_only=True)
+    _memo: _Memo = field(init=False, repr=False, compare=False)  # set in __post_init__ only
+    _params: frozenset[str] | None = field(init=False, repr=False, compare=False)  # what fn takes
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
             raise SpaceError(f"a space needs a callable, got {self.fn!r}")
-        if not self.name:
-            self.name = getattr(self.fn, "__name__", "space")
-        if not self.description:
-            self.description = (inspect.getdoc(self.fn) or "").split("\n")[0]
-        self._cache: dict[str, Trace | InvalidArchitecture] = {}
-        self._discovered: tuple[Decision, ...] | None = None
-        self._conditional = False
-        self._params = _parameters(self.fn)  # once: inspect.signature would dominate a sample's cost
-        self._origin: str | None = None  # "path/to/file.py:fn" when loaded from a file (see __reduce__)
+        if self.origin is not None and not isinstance(self.origin, str):
+            raise SpaceError(f"a space's origin must be 'path/to/file.py:function' or None, got {self.origin!r}")
+        # Derived defaults and private memos: set here once, never after construction.
+        init = object.__setattr__
+        init(self, "name", self.name or getattr(self.fn, "__name__", "space"))
+        init(self, "description", self.description or (inspect.getdoc(self.fn) or "").split("\n")[0])
+        init(self, "context", MappingProxyType(dict(self.context)))
+        init(self, "_memo", _Memo())
+        init(self, "_params", _parameters(self.fn))  # once: inspect.signature would dominate a sample's cost
+
+    def _identity(self) -> tuple[Any, ...]:
+        # A space loaded from a file is that file's function wherever it is loaded again (a
+        # worker, an unpickled copy): its origin names it. Other spaces are their function.
+        return (self.origin or self.fn, self.name, self.description)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Space):
+            return NotImplemented
+        return self._identity() == other._identity() and dict(self.context) == dict(other.context)
+
+    def __hash__(self) -> int:
+        # Context values may be unhashable (lists): equal spaces still hash alike without them.
+        return hash(self._identity())
 
     def __reduce__(self) -> tuple[Any, ...]:
         # `@space` rebinds the function's module-level name to this Space, so pickle cannot find
         # the function by its name: send where to find it instead (a worker process imports the
         # module, or loads the user's file again). Local functions go by value (cloudpickle).
         qualname = getattr(self.fn, "__qualname__", "<")
-        where = self._origin or (self.fn if "<" in qualname else (self.fn.__module__, qualname))
+        where = self.origin or (self.fn if "<" in qualname else (self.fn.__module__, qualname))
         return (_restore, (where, self.name, dict(self.context), self.description))
 
     # -- running the function ------------------------------------------------------------
@@ -263,7 +293,7 @@ class Space:
         return Trace(a.arch(), tuple(a.decisions.values()))
 
     def sample(self, rng: np.random.Generator | int | None = None) -> Arch:
-        """A uniformly random path through the space."""
+        """A uniformly random path through the space (range decisions uniform or log-uniform)."""
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         return self.trace(_uniform(gen)).arch
 
@@ -275,7 +305,8 @@ class Space:
             key = Arch(arch).key
         except (TypeError, ValueError) as e:
             raise InvalidArchitecture(f"an architecture must be JSON-able, got {arch!r} ({e})") from e
-        cached = self._cache.get(key)
+        cache = self._memo.cache
+        cached = cache.get(key)
         if cached is None:
             a = Chooser(None, arch, tracing=True)
             try:
@@ -288,9 +319,9 @@ class Space:
                 cached = Trace(a.arch(), tuple(a.decisions.values()))
             except InvalidArchitecture as e:
                 cached = e
-            if len(self._cache) >= _VALIDATION_CACHE:
-                self._cache.clear()
-            self._cache[key] = cached
+            if len(cache) >= _VALIDATION_CACHE:
+                cache.clear()
+            cache[key] = cached
         if isinstance(cached, InvalidArchitecture):
             raise InvalidArchitecture(str(cached))
         return cached
@@ -303,29 +334,28 @@ class Space:
         return self._run(a, context)
 
     def bind(self, **context: Any) -> Space:
-        """The same space with other default context (e.g. another dataset's shape)."""
-        bound = Space(self.fn, name=self.name, context={**self.context, **context}, description=self.description)
-        bound._origin = self._origin
-        return bound
+        """The same space (same origin) with other default context (e.g. another dataset's shape)."""
+        return dataclasses.replace(self, context={**self.context, **context})
 
     # -- what can be known without training ---------------------------------------------
     @property
     def decisions(self) -> tuple[Decision, ...]:
         """Every decision the space can ask, in first-seen order (conditional ones included).
 
-        Found by running the space once per option of each newly seen decision, so a decision
-        that appears only under a combination of two unrelated choices may be missed.
+        Found by running the space once per option of each newly seen option decision (a range
+        decision takes its middle value and never branches), so a decision that appears only
+        under a combination of two unrelated choices may be missed.
         """
-        if self._discovered is None:
-            self._discover()
-        assert self._discovered is not None
-        return self._discovered
+        memo = self._memo
+        if memo.discovered is None:
+            memo.discovered, memo.conditional = self._discover()
+        return memo.discovered
 
     @property
     def conditional(self) -> bool:
         """True if some decision exists only on some branches."""
         self.decisions  # noqa: B018 - discovery sets the flag
-        return self._conditional
+        return self._memo.conditional
 
     def decision(self, name: str) -> Decision:
         for d in self.decisions:
@@ -333,7 +363,7 @@ class Space:
                 return d
         raise InvalidArchitecture(f"decision '{name}' is not in space '{self.name}'")
 
-    def _discover(self) -> None:
+    def _discover(self) -> tuple[tuple[Decision, ...], bool]:
         known: dict[str, Decision] = {}
         name_sets: set[frozenset[str]] = set()
         queue: list[dict[str, Any]] = [{}]
@@ -341,30 +371,33 @@ class Space:
         while queue and runs < _MAX_DISCOVERY_RUNS:
             forced = queue.pop()
             runs += 1
-            trace = self.trace(lambda d, f=forced: f.get(d.name, d.json_value(0)))
+            trace = self.trace(lambda d, f=forced: f.get(d.name, d.default()))
             name_sets.add(frozenset(trace.arch))
             prefix: dict[str, Any] = {}
             for d in trace.decisions:
                 if d.name not in known:
                     known[d.name] = d
-                    for i in range(1, len(d.options)):
+                    for i in range(1, len(d.options)):  # a range decision has no options: no branch
                         queue.append({**prefix, d.name: d.json_value(i)})
                 prefix[d.name] = trace.arch[d.name]
-        self._discovered = tuple(known.values())
-        self._conditional = len(name_sets) > 1
+        return tuple(known.values()), len(name_sets) > 1
 
     def size(self, samples: int = 2000) -> SpaceSize:
         """Number of architectures: exact when nothing is conditional, else Knuth's estimate.
 
         Knuth's estimator: along a random path, the product of the branching factors is an
-        unbiased estimate of the number of leaves (architectures) of the decision tree.
+        unbiased estimate of the number of leaves (architectures) of the decision tree. A float
+        decision makes the space continuous (``SpaceSize.continuous``, ``count`` infinite); a
+        log-scale integer counts its integers.
         """
+        if any(d.kind == "float" for d in self.decisions):
+            return SpaceSize(math.inf, False, continuous=True)
         if not self.conditional:
-            return SpaceSize(math.prod(len(d.options) for d in self.decisions), True)  # an int: stays exact
+            return SpaceSize(math.prod(int(d.cardinality) for d in self.decisions), True)  # an int: stays exact
         rng = np.random.default_rng(0)
         total = 0.0
         for _ in range(samples):
-            total += math.prod(len(d.options) for d in self.trace(_uniform(rng)).decisions)
+            total += math.prod(d.cardinality for d in self.trace(_uniform(rng)).decisions)
         return SpaceSize(total / samples, False)
 
     def describe(self) -> dict[str, Any]:
@@ -389,9 +422,8 @@ def _restore(where: Any, name: str, context: dict[str, Any], description: str) -
         for part in where[1].split("."):
             fn = getattr(fn, part)
         fn = fn.fn if isinstance(fn, Space) else fn
-    restored = Space(fn, name=name, context=context, description=description)
-    restored._origin = where if isinstance(where, str) else None
-    return restored
+    origin = where if isinstance(where, str) else None
+    return Space(fn, name=name, context=context, description=description, origin=origin)
 
 
 def _parameters(fn: Callable[..., Any]) -> frozenset[str] | None:

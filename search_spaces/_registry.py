@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -49,9 +50,8 @@ def load(spec: str | Space) -> Space:
     if ":" not in spec:
         raise SpaceError(f"space file {spec!r}: name the function, as in '{spec}:my_space'")
     obj, path, attr = import_file_attribute(spec, "space", "_automl_user_space_")
-    loaded = _space_of(obj, spec, attr)
-    loaded._origin = f"{path.resolve()}:{attr}"  # so a worker process can load the file again (pickle)
-    return loaded
+    # The origin lets a worker process load the file again (pickle); the file's own Space is left alone.
+    return dataclasses.replace(_space_of(obj, spec, attr), origin=f"{path.resolve()}:{attr}")
 
 
 def import_file_attribute(spec: str, what: str, module_prefix: str) -> tuple[object, Path, str]:

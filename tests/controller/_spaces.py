@@ -32,7 +32,21 @@ def cond(a: search_spaces.Chooser) -> None:
         a.choice("dropout", [0.0, 0.1, None])
 
 
-SMALL = {"tiny": tiny, "cond": cond}
+@space
+def mixed(a: search_spaces.Chooser) -> None:
+    """Architecture and training jointly: floats, log scales, and ranges that exist on one branch only."""
+    a.choice("op", ["conv", "pool"])
+    a.float("lr", 1e-4, 1e-1, log=True)
+    a.float("dropout", 0.0, 0.5)
+    if a.choice("optimizer", ["sgd", "adam"]) == "sgd":
+        a.float("momentum", 0.5, 0.99)
+        a.float("weight_decay", 1e-6, 1e-2, log=True)
+    else:
+        a.integer("warmup", 1, 1000, log=True)
+    a.integer("batch", 2, 5, log=True)  # a log range with only four integers
+
+
+SMALL = {"tiny": tiny, "cond": cond, "mixed": mixed}
 
 
 def get_space(name: str) -> Space:
@@ -48,9 +62,10 @@ def get_space(name: str) -> Space:
 
 
 def objective(sp: Space, arch: Mapping[str, Any]) -> float:
-    """A deterministic synthetic score: option positions weighted by decision, plus a hashed jitter."""
+    """A deterministic synthetic score: option (or range) positions weighted by decision, plus a hashed jitter."""
     total = 0.0
     for k, d in enumerate(sp.validate(arch).decisions):
-        total += (k % 3 + 1) * d.index(arch[d.name]) / max(len(d.options) - 1, 1)
+        position = d.to_unit(arch[d.name]) if d.ranged else d.index(arch[d.name]) / max(len(d.options) - 1, 1)
+        total += (k % 3 + 1) * position
     jitter = int(hashlib.sha1(search_spaces.arch_key(arch).encode()).hexdigest()[:6], 16) / 16**6
     return total + 0.1 * jitter

@@ -1,7 +1,8 @@
 """Every registered strategy on every space: the proposer contract of ``controller.Proposer``.
 
 Parametrized over ``controller.strategies()`` (a new strategy is checked without editing this
-file) and over the built-in spaces (skipped until they exist) plus two hand-made ones.
+file) and over the built-in spaces (skipped until they exist) plus hand-made ones, one of them
+with float and log-scale decisions (``mixed``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from search_spaces import Arch, Space
 from tests.controller._spaces import get_space, objective
 
 STRATEGIES = controller.strategies()
-SPACES = ["tiny", "cond", "nb201", "cnn", "mlp"]
+SPACES = ["tiny", "cond", "mixed", "nb201", "cnn", "mlp"]
 
 # Small populations, so that the short runs below reach the strategies' later phases.
 QUICK = {"evolution": {"population_size": 5, "sample_size": 3}, "nsga2": {"population_size": 4}}

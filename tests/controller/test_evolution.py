@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -13,10 +16,11 @@ from controller._evolution import (
     TournamentSelection,
     mutate,
     mutate_once,
+    perturb,
     tournament,
 )
 from search_spaces import Arch
-from tests.controller._spaces import cond, tiny
+from tests.controller._spaces import cond, mixed, tiny
 
 
 # -- selection ------------------------------------------------------------------------------------
@@ -183,3 +187,40 @@ def test_state_holds_the_population_in_order() -> None:
     state = p.state_dict()
     assert [m[0] for m in state["population"]] == [2, 3, 4]
     assert [m[2] for m in state["population"]] == [8.0, 7.0, 6.0]
+
+
+# -- range decisions ------------------------------------------------------------------------------
+def test_perturbing_a_log_decision_stays_in_bounds_changes_the_value_and_works_in_log_space() -> None:
+    lr = mixed.decision("lr")  # log-uniform on [1e-4, 1e-1]: three decades
+    rng = np.random.default_rng(0)
+    for start in (1e-4, 3e-3, 1e-1):  # both bounds, where clipping would give the same value
+        children = [perturb(lr, start, rng) for _ in range(500)]
+        assert all(1e-4 <= c <= 1e-1 and c != start for c in children)
+    # From the geometric middle, steps are symmetric in log space: as many children halve it as
+    # double it (a linear-scale step would mostly go up, the range being 1e-1 - 3e-3 above).
+    middle = math.sqrt(1e-4 * 1e-1)
+    children = np.array([perturb(lr, middle, rng) for _ in range(2000)])
+    assert abs(np.mean(children > middle) - 0.5) < 0.05
+    # sigma = 0.1 of the range = 0.3 decades: ~95% of children within 0.6 decades.
+    assert np.mean(np.abs(np.log10(children / middle)) < 0.6) > 0.9
+
+
+def test_perturbing_a_small_log_integer_always_moves() -> None:
+    batch = mixed.decision("batch")  # 2..5
+    rng = np.random.default_rng(1)
+    for start in (2, 3, 5):
+        children = {perturb(batch, start, rng) for _ in range(200)}
+        assert start not in children and children <= {2, 3, 4, 5}
+
+
+def test_mutating_a_mixed_architecture() -> None:
+    rng = np.random.default_rng(2)
+    arch = mixed.sample(3)
+    changed = Counter()
+    for _ in range(400):
+        child = mutate_once(mixed, arch, rng)
+        mixed.validate(child)
+        assert child != arch
+        diff = [k for k in arch if child.get(k) != arch[k]]
+        changed.update(diff[:1])
+    assert {"lr", "dropout", "batch", "op", "optimizer"} <= set(changed)  # ranges are mutated too

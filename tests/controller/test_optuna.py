@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from controller import Result
 from controller._optuna import NSGA2Proposer, TPEProposer, distribution
 from search_spaces import Decision
-from tests.controller._spaces import cond, objective, tiny
+from tests.controller._spaces import cond, mixed, objective, tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -25,6 +25,25 @@ def test_distributions() -> None:
     assert distribution(Decision("one", "integer", (5,))) == CategoricalDistribution((0,))
     pairs = Decision("skip", "inputs", ((0, 1), (0, 2), (1, 2)))
     assert distribution(pairs) == CategoricalDistribution((0, 1, 2))
+    lr = Decision("lr", "float", (), 1e-4, 1e-1, log=True)
+    assert distribution(lr) == FloatDistribution(1e-4, 1e-1, log=True)
+    assert distribution(Decision("p", "float", (), 0.0, 0.5)) == FloatDistribution(0.0, 0.5)
+    assert distribution(Decision("batch", "integer", (), 16, 512, log=True)) == IntDistribution(16, 512, log=True)
+    assert distribution(mixed.decision("warmup")) == IntDistribution(1, 1000, log=True)
+
+
+@pytest.mark.parametrize("strategy", [TPEProposer, NSGA2Proposer])
+def test_range_decisions_through_optuna(strategy: type) -> None:
+    p = strategy(mixed, seed=0, **({"population_size": 6} if strategy is NSGA2Proposer else {}))
+    for n in range(40):
+        proposal = p.ask()
+        arch = mixed.validate(proposal.arch).arch  # in bounds, or InvalidArchitecture
+        assert arch == proposal.arch and isinstance(arch["lr"], float) and isinstance(arch["batch"], int)
+        f = objective(mixed, arch)
+        p.tell(Result(n, arch, "completed", f, scores=(f, -f)[: p.objectives], info=proposal.info))
+    lr = [t.params["lr"] for t in _evaluated(p)]
+    assert len(set(lr)) > 10 and all(1e-4 <= v <= 1e-1 for v in lr)  # NSGA-II children inherit values
+    assert next(t.distributions["lr"] for t in _evaluated(p)) == FloatDistribution(1e-4, 1e-1, log=True)
 
 
 def test_statuses_map_to_trial_states() -> None:

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from controller import Result
-from controller._policy import IndependentPolicy, LSTMPolicy, log_prob
+from controller._policy import Actions, IndependentPolicy, LSTMPolicy, log_prob
 from controller._rl import ReinforceProposer, RLProposer, surrogate_loss
 from search_spaces import Decision, space
-from tests.controller._spaces import cond
+from tests.controller._spaces import cond, mixed
 
 DECISIONS = [
     Decision("a", "choice", ("x", "y", "z")),
@@ -234,3 +234,61 @@ def test_conditional_space_log_prob_covers_only_the_asked_decisions() -> None:
         proposal = p.ask()
         # The logp stored at sampling equals the teacher-forced one of the current policy.
         assert math.log(p.probability(proposal.arch)) == pytest.approx(proposal.info["logp"], abs=1e-12)
+
+
+# -- range decisions: bins ---------------------------------------------------------------------------
+def test_bins_of_a_log_float_are_equal_in_log_space() -> None:
+    lr = mixed.decision("lr")  # [1e-4, 1e-1], log
+    actions = Actions.of(lr, bins=3)
+    assert actions.size == 3
+    np.testing.assert_allclose(actions.edges, [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)  # one decade each
+    rng = np.random.default_rng(0)
+    for b in range(3):
+        values = [actions.decode(b, rng) for _ in range(300)]
+        assert all(actions.edges[b] <= v <= actions.edges[b + 1] and actions.encode(v) == b for v in values)
+    assert actions.encode(1e-4) == 0 and actions.encode(1e-1) == 2  # both bounds belong to a bin
+
+
+def test_bins_of_a_log_integer_are_whole_and_cover_the_range() -> None:
+    warmup = mixed.decision("warmup")  # 1..1000, log
+    actions = Actions.of(warmup, bins=10)
+    # Bin b starts at 1001 ** (b / 10) floored (an integer v owns [v, v + 1) on the log scale):
+    # 1, 1.99, 3.98, 7.94, 15.8, ...; bins 0 and 1 both start at 1, so they are one. Last edge: 1001.
+    assert actions.edges == (1, 3, 7, 15, 31, 63, 125, 251, 501, 1001)
+    assert list(actions.edges) == sorted(set(actions.edges)) and actions.edges[-1] == 1001
+    assert [actions.encode(v) for v in range(1, 1001)] == sorted(actions.encode(v) for v in range(1, 1001))
+    assert {actions.encode(v) for v in range(1, 1001)} == set(range(actions.size))  # no empty bin
+    rng = np.random.default_rng(1)
+    for b in range(actions.size):
+        assert all(actions.encode(actions.decode(b, rng)) == b for _ in range(50))
+    small = Actions.of(mixed.decision("batch"), bins=10)  # 2..5: fewer integers than bins
+    assert small.size == 4 and small.edges == (2, 3, 4, 5, 6)
+
+
+@pytest.mark.parametrize("strategy", [RLProposer, ReinforceProposer])
+def test_range_decisions_log_prob_and_learning(strategy: type[RLProposer]) -> None:
+    p = strategy(mixed, seed=0, bins=5)
+    assert p.policy.sizes[p.policy.position["lr"]] == 5
+    for n in range(120):
+        proposal = p.ask()
+        # The logp stored at sampling is the teacher-forced one of the policy that sampled it.
+        if n < 5:
+            assert math.log(p.probability(proposal.arch)) == pytest.approx(proposal.info["logp"], abs=1e-12)
+        score = -abs(math.log10(proposal.arch["lr"]) + 3.5)  # best lr: 10 ** -3.5, in the lowest bin
+        p.tell(Result(n, proposal.arch, "completed", score, info=proposal.info))
+    lr_bin = torch.softmax(p.policy.logits(_state_at(p, "lr"), p.policy.position["lr"])[0], -1)
+    assert int(lr_bin.argmax()) == 0, lr_bin  # [1e-4, 10 ** -3.4): the bin of the best lr
+
+
+def _state_at(p: RLProposer, name: str) -> object:
+    """The policy's state when ``name`` is asked, after the decisions before it took option 0."""
+    state = p.policy.begin()
+    for i in range(p.policy.position[name]):
+        _, state = p.policy.logits(state, i)
+        state = p.policy.advance(state, i, 0)
+    return state
+
+
+def test_bins_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="`bins` must be a positive int, but got 0"):
+        RLProposer(mixed, bins=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import pickle
 import subprocess
 import sys
@@ -410,7 +412,15 @@ def test_describe_is_json() -> None:
     info = json.loads(json.dumps(layered.describe()))
     assert info["name"] == "layered" and info["conditional"] is True
     assert info["description"].startswith("A small conditional space")
-    assert info["decisions"][0] == {"name": "depth", "kind": "integer", "options": [1, 2, 3]}
+    assert info["decisions"][0] == {
+        "name": "depth",
+        "kind": "integer",
+        "options": [1, 2, 3],
+        "low": 1,
+        "high": 3,
+        "log": False,
+    }
+    assert info["decisions"][1] == {"name": "l0.op", "kind": "choice", "options": ["conv", "pool"]}
     assert flat.describe()["decisions"][3]["options"] == [[0, 1], [0, 2], [1, 2]]
 
 
@@ -518,3 +528,206 @@ def test_a_loaded_space_pickles_into_a_new_process(user_file: Path) -> None:
     code = "import pickle, sys; sp = pickle.loads(sys.stdin.buffer.read()); print(sp.name, sp.build({'n': 2}))"
     out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True, timeout=60)
     assert out.stdout.decode().split() == ["made", "(2,", "9)"]
+
+
+# -- spaces are immutable and comparable -----------------------------------------------------------
+
+
+def test_a_space_is_frozen() -> None:
+    sp = flat.bind(num_classes=3)
+    for field_name, value in [("name", "other"), ("fn", print), ("description", "x"), ("origin", "f.py:g")]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(sp, field_name, value)
+    with pytest.raises(TypeError):
+        sp.context["num_classes"] = 4  # type: ignore[index]
+    assert sp.name == "flat" and sp.context == {"num_classes": 3} and sp.origin is None
+
+
+def test_derived_defaults_and_origin_are_constructor_arguments() -> None:
+    def fn(a: Chooser) -> None:
+        """First line.
+
+        More."""
+        a.choice("x", [1, 2])
+
+    sp = Space(fn, origin="spaces.py:fn")
+    assert (sp.name, sp.description, sp.origin) == ("fn", "First line.", "spaces.py:fn")
+    assert Space(fn, name="n", description="d").description == "d"
+    with pytest.raises(SpaceError, match=r"origin must be 'path/to/file\.py:function' or None, got 3"):
+        Space(fn, origin=3)  # type: ignore[arg-type]
+
+
+def test_spaces_compare_by_value_and_hash_alike() -> None:
+    assert flat.bind(num_classes=3) == flat.bind(num_classes=3)
+    assert hash(flat.bind(num_classes=3)) == hash(flat.bind(num_classes=3))
+    assert len({flat, flat.bind(), layered}) == 2
+    assert flat.bind(num_classes=3) != flat
+    assert flat != layered and flat != "flat"
+    assert dataclasses.replace(flat, origin="a.py:flat") != flat
+
+
+def test_bind_keeps_the_origin(user_file: Path) -> None:
+    sp = load(f"{user_file}:decorated")
+    assert sp.origin == f"{user_file.resolve()}:decorated"
+    bound = sp.bind(num_classes=9)
+    assert bound.origin == sp.origin and bound.context == {"num_classes": 9}
+
+
+def test_load_leaves_the_files_space_alone(user_file: Path) -> None:
+    import sys
+
+    sp = load(f"{user_file}:decorated")
+    module = sys.modules[f"_automl_user_space_{abs(hash(str(user_file.resolve())))}"]  # the loaded file
+    assert module.decorated.origin is None and sp.origin is not None and sp.fn is module.decorated.fn
+
+
+def test_pickle_keeps_the_origin(user_file: Path) -> None:
+    sp = load(f"{user_file}:factory").bind(num_classes=9)
+    back = pickle.loads(pickle.dumps(sp))
+    assert back == sp and back.origin == sp.origin and back.build({"n": 2}) == (2, 9)
+
+
+# -- range decisions: floats and log scales --------------------------------------------------------
+
+
+@space
+def tuned(a: Chooser) -> dict[str, Any]:
+    """An architecture choice and training numbers, one of them on one branch only."""
+    out = {"op": a.choice("op", ["conv", "pool"]), "lr": a.float("lr", 1e-4, 1e-1, log=True)}
+    out["dropout"] = a.float("dropout", 0.0, 0.5)
+    out["opt"] = a.choice("opt", ["sgd", "adam"])
+    if out["opt"] == "sgd":
+        out["momentum"] = a.float("momentum", 0.5, 0.99)
+    out["batch"] = a.integer("batch", 16, 512, log=True)
+    return out
+
+
+_TUNED = {"op": "conv", "lr": 0.01, "dropout": 0.1, "opt": "sgd", "momentum": 0.9, "batch": 64}
+
+
+def test_range_decisions_are_recorded() -> None:
+    lr = tuned.decision("lr")
+    assert (lr.kind, lr.options, lr.low, lr.high, lr.log, lr.ranged) == ("float", (), 1e-4, 1e-1, True, True)
+    batch = tuned.decision("batch")
+    assert (batch.kind, batch.low, batch.high, batch.log, batch.ranged, batch.cardinality) == (
+        "integer",
+        16,
+        512,
+        True,
+        True,
+        497,
+    )
+    assert not tuned.decision("op").ranged and tuned.decision("op").cardinality == 2
+    assert tuned.build(_TUNED) == _TUNED
+    assert tuned.decision("dropout").to_dict() == {
+        "name": "dropout",
+        "kind": "float",
+        "options": [],
+        "low": 0.0,
+        "high": 0.5,
+        "log": False,
+    }
+    assert json.loads(json.dumps(tuned.describe()))["decisions"][1]["log"] is True
+
+
+def test_range_decisions_do_not_branch_discovery() -> None:
+    # Conditional decisions come from choices only: "momentum" hangs off "opt", found by discovery.
+    assert [d.name for d in tuned.decisions] == ["op", "lr", "dropout", "opt", "momentum", "batch"]
+    assert tuned.conditional
+    runs: list[int] = []
+    sp = _one(lambda a: runs.append(a.float("x", 0.0, 1.0)))
+    assert len(sp.decisions) == 1 and len(runs) == 1 and runs[0] == 0.5  # one run, at the middle
+
+
+def test_size_of_a_continuous_space() -> None:
+    size = tuned.size()
+    assert size.continuous and not size.exact and size.count == float("inf") and str(size) == "continuous"
+    logint = _one(lambda a: (a.integer("n", 1, 100, log=True), a.choice("x", [1, 2])))
+    assert logint.size().exact and logint.size().count == 200 and not logint.size().continuous
+    assert not flat.size().continuous
+
+
+def test_range_values_are_validated() -> None:
+    assert tuned.validate(_TUNED).arch == _TUNED
+    assert tuned.validate({**_TUNED, "dropout": 0}).arch["dropout"] == 0.0  # an int is a float value
+    assert tuned.validate({**_TUNED, "batch": 64.0}).arch["batch"] == 64
+    for value in (0.2, 1e-5, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidArchitecture, match=r"decision 'lr' got .*; expected a value in \[0\.0001, 0\.1\]"):
+            tuned.validate({**_TUNED, "lr": value})
+    for value in ("0.01", None, True, [0.01]):
+        with pytest.raises(InvalidArchitecture, match=r"decision 'lr' got .*; expected a number"):
+            tuned.validate({**_TUNED, "lr": value})
+    with pytest.raises(InvalidArchitecture, match=r"decision 'batch' got 64\.5; expected an integer"):
+        tuned.validate({**_TUNED, "batch": 64.5})
+    with pytest.raises(InvalidArchitecture, match=r"decision 'batch' got 1024; expected a value in \[16, 512\]"):
+        tuned.validate({**_TUNED, "batch": 1024})
+    with pytest.raises(InvalidArchitecture, match=r"no value for decision 'lr' \(range: \[0\.0001, 0\.1\]\)"):
+        tuned.validate({"op": "conv"})
+
+
+def test_sampled_ranges_are_in_bounds_and_json() -> None:
+    for seed in range(200):
+        arch = tuned.sample(seed)
+        assert 1e-4 <= arch["lr"] <= 1e-1 and 0.0 <= arch["dropout"] <= 0.5 and 16 <= arch["batch"] <= 512
+        assert isinstance(arch["batch"], int) and isinstance(arch["lr"], float)
+        back = json.loads(json.dumps(arch))
+        assert tuned.validate(back).arch.key == arch.key
+
+
+def test_float_bounds_are_checked() -> None:
+    with pytest.raises(SpaceError, match=r"`low < high` must hold for decision 'lr', but got low=0\.1, high=0\.01"):
+        _asking(float=("lr", 0.1, 0.01)).sample(0)
+    with pytest.raises(SpaceError, match=r"`low < high` must hold for decision 'lr', but got low=0\.1, high=0\.1"):
+        _asking(float=("lr", 0.1, 0.1)).sample(0)
+    with pytest.raises(SpaceError, match=r"`low > 0` must hold for decision 'lr' with log=True, but got low=0\.0"):
+        _one(lambda a: a.float("lr", 0.0, 0.1, log=True)).sample(0)
+    with pytest.raises(SpaceError, match=r"float 'lr': high must be a finite number, got inf"):
+        _asking(float=("lr", 0.0, float("inf"))).sample(0)
+    with pytest.raises(SpaceError, match="float 'lr': low must be a finite number, got '0'"):
+        _asking(float=("lr", "0", 1.0)).sample(0)
+
+
+def test_log_integer_bounds_are_checked() -> None:
+    def log_int(*args: Any, **kw: Any) -> Space:
+        return _one(lambda a: a.integer(*args, log=True, **kw))
+
+    with pytest.raises(SpaceError, match=r"`low > 0` must hold for decision 'n' with log=True, but got low=0"):
+        log_int("n", 0, 10).sample(0)
+    with pytest.raises(SpaceError, match=r"`step == 1` must hold for decision 'n' with log=True, but got step=2"):
+        log_int("n", 1, 10, 2).sample(0)
+    with pytest.raises(SpaceError, match=r"integer 'n': `low <= high`"):
+        log_int("n", 10, 1).sample(0)
+
+
+def test_a_range_asked_twice_differently_is_refused() -> None:
+    def fn(a: Chooser) -> None:
+        a.float("lr", 0.0, 1.0)
+        a.float("lr", 0.0, 1.0, log=False)  # the same: shared
+        a.float("lr", 0.0, 2.0)
+
+    with pytest.raises(SpaceError, match="decision 'lr' is asked twice with different options"):
+        _one(fn).sample(0)
+
+
+def test_unit_interval_round_trips() -> None:
+    lr, batch = tuned.decision("lr"), tuned.decision("batch")
+    assert lr.from_unit(0.0) == pytest.approx(1e-4) and lr.from_unit(1.0) == 1e-1
+    assert lr.from_unit(0.5) == pytest.approx(math.sqrt(1e-4 * 1e-1))  # the middle of a log range
+    for v in range(16, 513):
+        assert batch.from_unit(batch.to_unit(v)) == v
+    assert batch.from_unit(0.0) == 16 and batch.from_unit(1.0) == 512
+    for v in (1e-4, 3e-3, 0.1):
+        assert lr.from_unit(lr.to_unit(v)) == pytest.approx(v)
+    with pytest.raises(ValueError, match="decision 'op' has options, not a range"):
+        tuned.decision("op").to_unit(0)
+
+
+def test_bins_and_dict_round_trip() -> None:
+    lr, batch = tuned.decision("lr"), tuned.decision("batch")
+    assert lr.bin_edges(3) == pytest.approx((1e-4, 1e-3, 1e-2, 1e-1))  # one decade each
+    assert [Decision.bin_of(v, lr.bin_edges(3)) for v in (1e-4, 5e-4, 2e-3, 0.05, 0.1)] == [0, 0, 1, 2, 2]
+    assert batch.bin_edges(4) == (16, 38, 90, 215, 513)  # 16 * (513 / 16) ** (b / 4) floored: 38.07, 90.6, 215.6
+    with pytest.raises(ValueError, match="`bins` must be a positive int, but got 0"):
+        lr.bin_edges(0)
+    for d in (*tuned.decisions, *flat.decisions):
+        assert Decision.from_dict(json.loads(json.dumps(d.to_dict()))) == d
