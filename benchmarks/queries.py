@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 
-from store import SearchRecord, Store, queries
+from store import SearchConfig, SearchRecord, Store, queries
 from store._models import SearchModel, StepModel, TrialModel
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -109,8 +109,10 @@ def build(url: str, trials: int) -> list[SearchRecord]:
     searches = []
     with Store(url) as store:
         for i, (name, strategy, _) in enumerate(sizes):
-            config = {"trials": sizes[i][2], "dataset": "cifar10", "space": {"name": "nb201"}}
-            record = store.create_search(name, space="nb201", strategy=strategy, objectives=["accuracy"], config=config)
+            config = {"trials": sizes[i][2], "dataset": "cifar10", "space_info": {"name": "nb201"}}
+            record = store.create_search(
+                name, SearchConfig(space="nb201", strategy=strategy, objectives=("accuracy",), **config)
+            )
             searches.append(record)
     engine = create_engine(url)
     try:
@@ -161,7 +163,7 @@ def timings(url: str, searches: list[SearchRecord], repeat: int) -> dict[str, li
         "value_points 2000": lambda s: queries.value_points(s, main, limit=2000),
         "decision_stats k=1000": lambda s: queries.decision_stats(s, main),
         "decision_stats k=100": lambda s: queries.decision_stats(s, main, k=100),
-        "trial_detail": lambda s: queries.trial_detail(s, main, rng.randrange(searches[0].config["trials"])),
+        "trial_detail": lambda s: queries.trial_detail(s, main, rng.randrange(searches[0].config.trials)),
         "summary (counts/best/median/curve)": lambda s: queries.summary(s, main),
         "compare 3 searches": lambda s: queries.compare(s, [x.name for x in searches]),
         "version": lambda s: queries.version(s, main),

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from store import _queries as queries
+from store._config import ConfigError, SearchConfig
 from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
-from store._storage import NotFound, SchemaError, SearchBusy, StorageError, Store
+from store._storage import LEASE_SECONDS, NotFound, SchemaError, SearchBusy, StorageError, Store, safe_url
 
 __all__ = [
+    "LEASE_SECONDS",
+    "ConfigError",
     "NotFound",
     "SchemaError",
     "SearchBusy",
+    "SearchConfig",
     "SearchRecord",
     "StepRecord",
     "StorageError",
@@ -17,4 +21,5 @@ __all__ = [
     "TrialRecord",
     "TrialStatus",
     "queries",
+    "safe_url",
 ]

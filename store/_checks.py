@@ -8,9 +8,58 @@ from typing import Any
 
 from store._records import TrialStatus
 
-__all__ = ["ORDERS", "json_value", "json_object", "objectives", "optional_float", "order", "status", "statuses"]
+__all__ = [
+    "NAME_LENGTH",
+    "ORDERS",
+    "arch",
+    "json_object",
+    "json_value",
+    "objectives",
+    "optional_float",
+    "optional_short_text",
+    "order",
+    "search_name",
+    "short_text",
+    "status",
+    "statuses",
+]
 
 ORDERS = ("number", "-number", "result_seq", "-result_seq")
+# The length of the String(255) columns: searches.name / strategy / driver, trials.arch_key /
+# proposer / worker, and decision_counts.name, where every decision name of a completed trial
+# lands. PostgreSQL refuses a longer value (and only when the row is written: for a decision
+# name, when the trial completes); SQLite stores it. So the store refuses it first, on every
+# backend alike, before anything is written.
+NAME_LENGTH = 255
+
+
+def short_text(value: Any, where: str, *, limit: int = NAME_LENGTH) -> str:
+    """``str(value)``, or ``ValueError`` naming ``where`` when it is longer than ``limit`` characters."""
+    text = str(value)
+    if len(text) > limit:
+        shown = repr(text) if len(text) <= 60 else repr(text[:50]) + "..."
+        raise ValueError(f"{where} must be at most {limit} characters long, but got {len(text)}: {shown}")
+    return text
+
+
+def optional_short_text(value: Any, where: str, *, limit: int = NAME_LENGTH) -> str | None:
+    """None, or :func:`short_text`."""
+    return None if value is None else short_text(value, where, limit=limit)
+
+
+def search_name(value: Any) -> str:
+    """A non-empty search name that fits its column."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"a search name must be a non-empty string, but got {value!r}")
+    return short_text(value, "a search name")
+
+
+def arch(value: Mapping[str, Any] | None, where: str = "arch") -> dict[str, Any]:
+    """Like :func:`json_object`, and every decision name (a top-level key) fits its column."""
+    out = json_object(value, where)
+    for name in out:
+        short_text(name, f"a decision name in {where}")
+    return out
 
 
 def json_value(value: Any, where: str) -> Any:

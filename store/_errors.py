@@ -10,7 +10,9 @@ __all__ = ["NotFound", "SchemaError", "SearchBusy", "StorageError"]
 
 
 class StorageError(RuntimeError):
-    """The database failed (after retries)."""
+    """The database failed (after retries): e.g. its server stayed unreachable for longer than
+    the outage window (``AUTOML_DB_OUTAGE_SECONDS``); the message names the database, passwords
+    hidden."""
 
 
 class NotFound(LookupError):

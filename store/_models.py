@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from store._config import SearchConfig
 from store._records import SearchRecord, TrialRecord, TrialStatus
 
 __all__ = ["Base", "CheckpointModel", "SearchModel", "StepModel", "TrialModel", "UTCDateTime"]
@@ -119,10 +120,7 @@ class SearchModel(Base):
         return SearchRecord(
             id=self.id,
             name=self.name,
-            space=self.space,
-            strategy=self.strategy,
-            objectives=tuple(self.objectives),
-            config=dict(self.config),
+            config=SearchConfig.from_dict(self.config),
             created_at=self.created_at,
             driver=self.driver,
             driver_heartbeat_at=self.driver_heartbeat_at,

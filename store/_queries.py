@@ -137,6 +137,9 @@ def leaderboard(
 ) -> list[TrialRecord]:
     """The ``k`` best trials by the primary objective, in its direction (ties: lower number first).
 
+    For a ``status`` whose trials have no value (failed, infeasible, running, proposed): the ``k``
+    most recent ones, newest first.
+
     ``search=None`` ranks the trials of every search (of ``strategy`` if given), which must then
     share their primary objective. ``status`` and ``proposer`` filter the trials.
     """
@@ -159,15 +162,18 @@ def leaderboard(
             shown = ", ".join(f"{x.name} ({x.objectives[0]})" for x in searches)
             raise ValueError(f"searches with different objectives cannot be ranked together: {shown}")
         maximize = searches[0].maximize
-        order = (TrialModel.value.desc() if maximize else TrialModel.value.asc(), TrialModel.number, TrialModel.id)
+        # Trials with a value are ranked by it; the others (failed, running, ...) newest first.
+        ranked = status in (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value)
+        by_value = TrialModel.value.desc() if maximize else TrialModel.value.asc()
+        order = (by_value, TrialModel.number, TrialModel.id) if ranked else (TrialModel.number.desc(), TrialModel.id)
         ids: list[int] = []
         for x in searches:  # each search through its own index, then merged
             # `status || ''`: with statistics, SQLite would otherwise pick the (search_id, status)
             # index and sort every completed trial (~100 ms at 100k) instead of walking
             # (search_id, value) from the best end (< 1 ms).
-            stmt = select(TrialModel.id).where(
-                TrialModel.search_id == x.id, TrialModel.status.concat("") == status, TrialModel.value.is_not(None)
-            )
+            stmt = select(TrialModel.id).where(TrialModel.search_id == x.id, TrialModel.status.concat("") == status)
+            if ranked:
+                stmt = stmt.where(TrialModel.value.is_not(None))
             if proposer is not None:
                 stmt = stmt.where(TrialModel.proposer == proposer)
             ids += s.scalars(stmt.order_by(*order).limit(k))
@@ -382,7 +388,7 @@ def _option_text(j: Any, dialect: str) -> Any:
 
 
 def _order_like_space(search: SearchRecord, rows: list[DecisionStat]) -> list[DecisionStat]:
-    declared = (search.config.get("space") or {}).get("decisions") if isinstance(search.config, Mapping) else None
+    declared = search.config.space_info.get("decisions")
     rank: dict[str, tuple[int, list[str]]] = {}
     for i, d in enumerate(declared or []):
         if isinstance(d, Mapping) and isinstance(d.get("name"), str):

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from store._config import SearchConfig
+
 __all__ = ["SearchRecord", "StepRecord", "TrialRecord", "TrialStatus"]
 
 
@@ -30,26 +32,37 @@ class TrialStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class SearchRecord:
-    """One search. ``objectives`` are metric names, a leading ``-`` meaning minimize."""
+    """One search: its name, its :class:`SearchConfig` and who drives it now."""
 
     id: int
     name: str
-    space: str  # built-in name or "path.py:function"
-    strategy: str
-    objectives: tuple[str, ...]
-    config: Mapping[str, Any]  # JSON: trials, seed, dataset, evaluator, strategy options, ...
+    config: SearchConfig
     created_at: dt.datetime
     driver: str | None = None  # "host:pid" of the driver holding the search, if any
     driver_heartbeat_at: dt.datetime | None = None
 
     @property
+    def space(self) -> str:
+        """Built-in space name or "path/file.py:function"."""
+        return self.config.space
+
+    @property
+    def strategy(self) -> str:
+        return self.config.strategy
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """Metric names, a leading ``-`` meaning minimize."""
+        return self.config.objectives
+
+    @property
     def objective(self) -> str:
         """The primary objective's metric name (without the ``-``)."""
-        return self.objectives[0].lstrip("-")
+        return self.config.objective
 
     @property
     def maximize(self) -> bool:
-        return not self.objectives[0].startswith("-")
+        return self.config.maximize
 
 
 @dataclass(frozen=True)

@@ -15,24 +15,40 @@ search row locks the trial rows first, and holds the search row for as short a t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import _checks
+from store._config import SearchConfig
 from store._engine import Database
 from store._errors import NotFound, SchemaError, SearchBusy, StorageError
 from store._models import CheckpointModel, SearchModel, StepModel, TrialModel
 from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
 from store._schema import prepare
 
-__all__ = ["NotFound", "SchemaError", "SearchBusy", "StorageError", "Store"]
+__all__ = ["LEASE_SECONDS", "NotFound", "SchemaError", "SearchBusy", "StorageError", "Store", "safe_url"]
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password hidden: for messages, tables, logs and reprs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: still never show what looks like a password
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", str(url))
+
+
+# A driver (or a running trial) whose heartbeat is older than this is taken for dead.
+LEASE_SECONDS = 30.0
 
 T = TypeVar("T")
 KEEP_CHECKPOINTS = 3
@@ -45,12 +61,17 @@ class Store:
     ``url`` is any SQLAlchemy URL: ``sqlite:///automl.db`` (default), or
     ``postgresql+psycopg://user@host/db``. A malformed URL raises ``ValueError`` naming it.
     ``read_only=True`` opens without migrating and refuses writes (the dashboard).
+    ``outage_seconds``: how long a database server may stay unreachable (a restart, a failover)
+    before a call gives up with :class:`StorageError`; by default ``$AUTOML_DB_OUTAGE_SECONDS``,
+    else 60 s. A server unreachable at the very first connection fails at once.
     """
 
-    def __init__(self, url: str = "sqlite:///automl.db", *, read_only: bool = False) -> None:
+    def __init__(
+        self, url: str = "sqlite:///automl.db", *, read_only: bool = False, outage_seconds: float | None = None
+    ) -> None:
         self.url = url
         self.read_only = read_only
-        self._db = Database(url, read_only=read_only)
+        self._db = Database(url, read_only=read_only, outage_seconds=outage_seconds)
         try:
             self._db.run(lambda s: prepare(s.connection(), self._db.safe_url, read_only=read_only), write=not read_only)
         except BaseException:
@@ -77,6 +98,11 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self._db.safe_url!r}{', read_only=True' if self.read_only else ''})"
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """``with store.snapshot():`` every read of this thread in the block sees one state of the
+        database, so counts, leaderboards and curves read for one page or report agree."""
+        return self._db.snapshot()
+
     # -- plumbing ---------------------------------------------------------------------------
     def _read(self, work: Callable[[Session], T]) -> T:
         return self._db.run(work)
@@ -100,29 +126,48 @@ class Store:
         return row
 
     # -- searches -----------------------------------------------------------------------
-    def create_search(
-        self, name: str, *, space: str, strategy: str, objectives: Sequence[str], config: Mapping[str, Any]
-    ) -> SearchRecord:
-        """A new search. Raises ``ValueError`` if the name is taken."""
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a search name must be a non-empty string, but got {name!r}")
-        names = _checks.objectives(objectives)
-        cfg = _checks.json_object(config, "config")
-        taken = f"a search named {name!r} already exists in {self._db.safe_url}; pick another name, or resume it"
+    def create_search(self, name: str | None, config: SearchConfig, *, stem: str | None = None) -> SearchRecord:
+        """A new search. Raises ``ValueError`` if ``name`` is taken.
 
-        def work(s: Session) -> SearchRecord:
-            if SearchModel.find_by_name(s, name) is not None:
-                raise ValueError(taken)
+        ``name=None`` names it ``<stem>-<n>`` with the first free ``n``, chosen in the transaction
+        that creates it, so searches started at once never get the same name.
+        """
+        if name is not None:
+            name = _checks.search_name(name)
+        if not isinstance(config, SearchConfig):
+            raise TypeError(f"config must be a SearchConfig, but got {config!r}")
+        _checks.short_text(config.strategy, "strategy")
+        stem = _checks.short_text(stem or "search", "stem", limit=_checks.NAME_LENGTH - 10)  # room for "-<n>"
+        names = _checks.objectives(config.objectives)
+        cfg = config.to_dict()
+
+        def insert(s: Session, chosen: str) -> SearchRecord | None:
             row = SearchModel(
-                name=name, space=str(space), strategy=str(strategy), objectives=names, config=cfg,
+                name=chosen, space=config.space, strategy=config.strategy, objectives=names, config=cfg,
                 created_at=_now(), trial_count=0, result_count=0,
             )  # fmt: skip
-            s.add(row)
             try:
-                s.flush()
-            except IntegrityError:  # created by another process since the check above
-                raise ValueError(taken) from None
+                with s.begin_nested():  # a savepoint: a name taken meanwhile leaves the transaction usable
+                    s.add(row)
+            except IntegrityError:
+                return None
             return row.to_record()
+
+        def work(s: Session) -> SearchRecord:
+            if name is not None:
+                record = None if SearchModel.find_by_name(s, name) is not None else insert(s, name)
+                if record is None:
+                    where = self._db.safe_url
+                    raise ValueError(
+                        f"a search named {name!r} already exists in {where}; pick another name, or resume it"
+                    )
+                return record
+            taken = set(s.scalars(select(SearchModel.name).where(SearchModel.name.like(f"{stem}-%"))))
+            n = 1
+            while True:
+                if f"{stem}-{n}" not in taken and (record := insert(s, f"{stem}-{n}")) is not None:
+                    return record
+                n += 1
 
         return self._write("create a search", work)
 
@@ -160,22 +205,28 @@ class Store:
 
         self._write("delete a search", work)
 
-    def update_search_config(self, search_id: int, config: Mapping[str, Any]) -> None:
-        cfg = _checks.json_object(config, "config")
+    def update_search_config(self, search_id: int, config: SearchConfig) -> None:
+        """Store ``config`` as the search's (what a resume with new targets or options changed)."""
+        if not isinstance(config, SearchConfig):
+            raise TypeError(f"config must be a SearchConfig, but got {config!r}")
 
         def work(s: Session) -> None:
-            self._search(s, search_id, for_update=True).config = cfg
+            row = self._search(s, search_id, for_update=True)
+            if (config.space, config.strategy, list(config.objectives)) != (row.space, row.strategy, row.objectives):
+                raise ValueError(f"search {row.name!r}: its space, strategy and objectives cannot change")
+            row.config = config.to_dict()
 
         self._write("update a search", work)
 
     # -- driver lease: one live driver per search ---------------------------------------
-    def acquire_search(self, search_id: int, driver: str, *, lease_seconds: float = 30.0) -> None:
+    def acquire_search(self, search_id: int, driver: str, *, lease_seconds: float = LEASE_SECONDS) -> None:
         """Take the search for ``driver`` ("host:pid").
 
         Succeeds if nobody holds it, the holder's heartbeat is older than ``lease_seconds``,
         the holder is ``driver`` itself, or the holder is a process on this host that no
         longer exists. Otherwise raises :class:`SearchBusy`. Atomic (row lock / transaction).
         """
+        driver = _checks.short_text(driver, "driver")
 
         def work(s: Session) -> None:
             row = self._search(s, search_id, for_update=True)
@@ -194,6 +245,7 @@ class Store:
 
     def heartbeat(self, search_id: int, driver: str, running: Iterable[int] = ()) -> None:
         """Refresh the driver's lease and the ``heartbeat_at`` of the listed running trials."""
+        driver = _checks.short_text(driver, "driver")
         numbers = sorted({int(n) for n in running})
 
         def work(s: Session) -> None:
@@ -217,6 +269,7 @@ class Store:
 
     def release_search(self, search_id: int, driver: str) -> None:
         """Give the search up (only if ``driver`` holds it)."""
+        driver = _checks.short_text(driver, "driver")
 
         def work(s: Session) -> None:
             row = self._search(s, search_id, for_update=True)
@@ -243,7 +296,10 @@ class Store:
         ``start=True`` stores it already ``running`` on ``worker`` (as :meth:`start_trial` would),
         in the same transaction: one write less per trial for the search loop.
         """
-        arch_json = _checks.json_object(arch, "arch")
+        arch_json = _checks.arch(arch)
+        arch_key = _checks.short_text(arch_key, "arch_key")
+        proposer = _checks.short_text(proposer, "proposer")
+        worker = _checks.optional_short_text(worker, "worker")
         info_json = _checks.json_object(info, "info")
         parent = None if parent is None else int(parent)
 
@@ -267,6 +323,7 @@ class Store:
 
     def start_trial(self, search_id: int, number: int, *, worker: str | None = None) -> TrialRecord:
         """``proposed`` -> ``running``; sets started_at, heartbeat_at, attempts += 1."""
+        worker = _checks.optional_short_text(worker, "worker")
 
         def work(s: Session) -> TrialRecord:
             row = self._trial(s, search_id, number, for_update=True)

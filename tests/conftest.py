@@ -1,10 +1,14 @@
 """Shared fixtures: a private PostgreSQL schema per test.
 
 ``pg_url`` is a SQLAlchemy URL whose connections see only a fresh schema ``automl_t_<hex>``
-(``?options=-csearch_path%3D<schema>``; alembic_version lands there too), dropped with CASCADE
-after the test. The server comes from ``AUTOML_TEST_POSTGRES_URL`` (default: trust auth on
-127.0.0.1:5432, database ``test``). When it cannot be reached the tests that use it are skipped,
-except under ``CI=true``, where they fail.
+(``?options=-csearch_path%3D<schema>``; alembic_version and the trigger functions land there
+too), dropped with CASCADE after the test. The server comes from ``AUTOML_TEST_POSTGRES_URL``
+(default: trust auth on 127.0.0.1:5432, database ``test``). When it cannot be reached the tests
+that use it are skipped, except under ``CI=true``, where they fail.
+
+PostgreSQL tests are hermetic: they create everything in their own schema and look only there,
+never at ``public`` or at what else lives on the server (an automl database in ``public``, other
+test runs' schemas), so they pass on a shared server and leave nothing behind.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from store import SearchRecord, Store
+from store import SearchConfig, SearchRecord, Store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -25,5 +25,5 @@ def store(store_url: str) -> Iterator[Store]:
 @pytest.fixture
 def search(store: Store) -> SearchRecord:
     return store.create_search(
-        "s1", space="toy", strategy="random", objectives=["accuracy", "-params"], config={"trials": 10}
+        "s1", SearchConfig(space="toy", strategy="random", objectives=("accuracy", "-params"), trials=10)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store import NotFound, SearchRecord, Store
+from store import NotFound, SearchConfig, SearchRecord, Store
 from tests.store._helpers import run_sql
 
 
@@ -13,7 +13,7 @@ def test_no_checkpoint_is_none(store: Store, search: SearchRecord) -> None:
 
 
 def test_latest_checkpoint_and_pruning_to_three(store: Store, store_url: str, search: SearchRecord) -> None:
-    other = store.create_search("s2", space="toy", strategy="random", objectives=["acc"], config={})
+    other = store.create_search("s2", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
     store.save_checkpoint(other.id, 0, {"other": True})
     for seq in range(6):
         store.save_checkpoint(search.id, seq, {"seq": seq, "population": [[seq, 1.5]], "rng": {"s": [1, 2]}})

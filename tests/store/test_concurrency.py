@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 import store._engine
-from store import Store, TrialStatus
+from store import SearchConfig, Store, TrialStatus
 from tests.store._helpers import add_and_finish, open_store, run_sql
 
 PROCESSES, PER_PROCESS = 4, 50
@@ -29,7 +29,7 @@ def pool() -> Iterator[multiprocessing.pool.Pool]:
 
 def test_processes_never_collide(pool: multiprocessing.pool.Pool, store_url: str) -> None:
     with Store(store_url) as s:
-        search = s.create_search("race", space="toy", strategy="random", objectives=["acc"], config={})
+        search = s.create_search("race", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
     jobs = [(store_url, search.id, PER_PROCESS, w) for w in range(PROCESSES)]
     results = [pair for chunk in pool.starmap(add_and_finish, jobs) for pair in chunk]
     total = PROCESSES * PER_PROCESS
@@ -53,7 +53,7 @@ def test_processes_opening_a_fresh_database_at_once(pool: multiprocessing.pool.P
 @pytest.mark.postgres
 def test_dropped_connection_between_calls_is_transparent(pg_url: str, pg_schema: str, pg_admin) -> None:  # type: ignore[no-untyped-def]
     with Store(pg_url) as s:
-        search = s.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
+        search = s.create_search("a", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
         s.add_trial(search.id, arch={}, arch_key="k", proposer="p")
         killed = pg_admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", [pg_schema]
@@ -66,7 +66,7 @@ def test_dropped_connection_between_calls_is_transparent(pg_url: str, pg_schema:
 @pytest.mark.postgres
 def test_dropped_connection_inside_a_unit_of_work_reruns_it(pg_url: str, pg_admin) -> None:  # type: ignore[no-untyped-def]
     with Store(pg_url) as s:
-        search = s.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
+        search = s.create_search("a", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
         attempts: list[int] = []
 
         def work(session):  # type: ignore[no-untyped-def]
@@ -86,7 +86,7 @@ def test_locked_sqlite_never_reaches_the_user(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(store._engine, "SQLITE_BUSY_TIMEOUT_MS", 50)  # give up waiting quickly, then retry
     path = tmp_path / "automl.db"
     with Store(f"sqlite:///{path}") as s:
-        search = s.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
+        search = s.create_search("a", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock for 0.4 s
         release = threading.Timer(0.4, other.execute, ["COMMIT"])

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from store import NotFound, SchemaError, StorageError, Store, TrialStatus
+from store import NotFound, SchemaError, SearchConfig, StorageError, Store, TrialStatus
 from store._models import Base
 from store._schema import alembic_config, head_revision
 from tests.store._helpers import run_sql
@@ -74,7 +74,7 @@ def test_older_database_is_upgraded(store_url: str) -> None:
     finally:
         engine.dispose()
     with Store(store_url) as store:
-        store.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
+        store.create_search("a", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
     assert run_sql(store_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
 
 
@@ -114,13 +114,13 @@ def test_read_only_refuses_an_empty_database(store_url: str, tmp_path: Path) -> 
 
 def test_read_only_reads_and_refuses_writes(store_url: str) -> None:
     with Store(store_url) as store:
-        search = store.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
+        search = store.create_search("a", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
         store.add_trial(search.id, arch={}, arch_key="k", proposer="p")
     with Store(store_url, read_only=True) as ro:
         assert ro.get_search("a") == search
         assert ro.counts(search.id)[TrialStatus.PROPOSED] == 1
         writes = [
-            lambda: ro.create_search("b", space="toy", strategy="random", objectives=["acc"], config={}),
+            lambda: ro.create_search("b", SearchConfig(space="toy", strategy="random", objectives=("acc",))),
             lambda: ro.add_trial(search.id, arch={}, arch_key="k", proposer="p"),
             lambda: ro.finish_trial(search.id, 0, TrialStatus.FAILED),
             lambda: ro.acquire_search(search.id, "me:1"),
@@ -139,19 +139,31 @@ def test_read_only_reads_and_refuses_writes(store_url: str) -> None:
 
 @pytest.mark.postgres
 def test_search_path_option_puts_everything_in_the_schema(pg_url: str, pg_schema: str, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    # Hermetic: only the test's own schema is looked at. Another automl database in ``public``,
+    # or other tests' schemas, may live on the same server at the same time.
+    name = f"only-in-{pg_schema}"
     with Store(pg_url) as store:
-        store.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
-    rows = pg_admin.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN (%s, 'public')",
+        store.create_search(name, SearchConfig(space="toy", strategy="random", objectives=("acc",)))
+        query = text("SELECT current_schema(), current_setting('search_path')")
+        where = store._db.run(lambda s: s.execute(query).all())
+    assert where == [(pg_schema, pg_schema)]  # unqualified names resolve to the schema, and only there
+    tables = pg_admin.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [pg_schema]
+    ).fetchall()
+    assert {t for (t,) in tables} >= TABLES | {"completed_trials", "decision_counts"}
+    functions = pg_admin.execute(
+        "SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = %s AND p.proname LIKE 'automl%%'",
         [pg_schema],
     ).fetchall()
-    assert {name for schema, name in rows if schema == pg_schema} >= TABLES
-    assert not {name for schema, name in rows if schema == "public"} & TABLES  # nothing leaked to the default
+    assert len(functions) == 3  # the trigger functions, too
+    assert pg_admin.execute(f'SELECT name FROM "{pg_schema}".searches').fetchall() == [(name,)]
+    assert pg_admin.execute(f'SELECT version_num FROM "{pg_schema}".alembic_version').fetchall() == [(head_revision(),)]
 
 
 def test_in_memory_sqlite_works() -> None:
     with Store("sqlite://") as store:
-        search = store.create_search("a", space="toy", strategy="random", objectives=["acc"], config={})
+        search = store.create_search("a", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
         assert store.add_trial(search.id, arch={}, arch_key="k", proposer="p").number == 0
     with pytest.raises(ValueError, match="read_only needs a database file"):
         Store("sqlite://", read_only=True)

@@ -18,7 +18,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
-from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
+from store import NotFound, SearchConfig, SearchRecord, Store, TrialRecord, TrialStatus, queries
 from store._schema import alembic_config
 
 OPTIONS = {"op": ["conv", "pool", "skip"], "width": [16, 32, 64], "bn": [False, True], "drop": [0.0, 0.1, None]}
@@ -44,8 +44,10 @@ def _fill(
 ) -> SearchRecord:
     """A search of ``n`` trials (every ``failed_every``-th failed) finished in a shuffled order."""
     rng = random.Random(seed)
-    config = {"space": {"decisions": [{"name": k, "options": v} for k, v in OPTIONS.items()]}}
-    search = store.create_search(name, space="toy", strategy=strategy, objectives=list(objectives), config=config)
+    config = {"space_info": {"decisions": [{"name": k, "options": v} for k, v in OPTIONS.items()]}}
+    search = store.create_search(
+        name, SearchConfig(space="toy", strategy=strategy, objectives=tuple(objectives), **config)
+    )
     trials = []
     for i in range(n):
         arch = _arch(rng)
@@ -88,8 +90,9 @@ def test_leaderboard_is_the_k_best_in_the_objectives_direction(store: Store, fil
         t.number
         for t in sorted(_done(store, low), key=lambda t: (t.value, t.number))[:4]  # type: ignore[arg-type, return-value]
     ]
-    failed = queries.leaderboard(store, filled.id, 3, status="failed")
-    assert failed == []  # failed trials have no value
+    failed = queries.leaderboard(store, filled.id, 3, status="failed")  # no value: the newest first
+    newest = sorted((t.number for t in store.trials(filled.id) if t.status is TrialStatus.FAILED), reverse=True)
+    assert [t.number for t in failed] == newest[:3] and len(failed) == 3
     assert queries.leaderboard(store, filled, 3, proposer="nobody") == []
     with pytest.raises(ValueError, match="k must be an int"):
         queries.leaderboard(store, filled, 0)
@@ -135,7 +138,7 @@ def test_best_so_far_by_number_and_by_time(store: Store, objective: str) -> None
 
 
 def test_best_so_far_of_an_empty_search(store: Store) -> None:
-    empty = store.create_search("empty", space="toy", strategy="random", objectives=["accuracy"], config={})
+    empty = store.create_search("empty", SearchConfig(space="toy", strategy="random", objectives=("accuracy",)))
     curve = queries.best_so_far(store, empty)
     assert curve.points == () and curve.last_number is None
     assert queries.pareto(store, empty) == [] and queries.decision_stats(store, empty).rows == ()
@@ -238,7 +241,7 @@ def test_compare_gives_counts_best_median_and_curves(store: Store, filled: Searc
 
 
 def test_side_tables_follow_requeue_failure_and_delete(store: Store) -> None:
-    search = store.create_search("life", space="toy", strategy="random", objectives=["accuracy"], config={})
+    search = store.create_search("life", SearchConfig(space="toy", strategy="random", objectives=("accuracy",)))
     t = store.add_trial(search.id, arch={"op": "conv"}, arch_key="a", proposer="p")
     store.start_trial(search.id, t.number)
     store.requeue_trials(search.id)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import exc
 
-from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus
+from store import NotFound, SearchConfig, SearchRecord, Store, TrialRecord, TrialStatus
 
 S = TrialStatus
 
@@ -35,7 +35,7 @@ def test_add_numbers_from_zero(store: Store, search: SearchRecord) -> None:
 
 
 def test_numbers_are_per_search(store: Store, search: SearchRecord) -> None:
-    other = store.create_search("s2", space="toy", strategy="random", objectives=["acc"], config={})
+    other = store.create_search("s2", SearchConfig(space="toy", strategy="random", objectives=("acc",)))
     _add(store, search, 3)
     assert store.add_trial(other.id, arch={}, arch_key="k", proposer="p").number == 0
 
