@@ -7,15 +7,21 @@
 
 from __future__ import annotations
 
-from automl._api import load, search
-from automl._checks import UsageError
-from automl._export import export, load_pt
+from automl._errors import UsageError
+from automl._loop import SearchFailed
 from automl._result import SearchResult
-from automl._results_api import best_so_far, compare, decision_stats, leaderboard, pareto
+from automl._search import Search, load, prepare, search
+from automl._version import __version__
+from automl.results import best_so_far, compare, decision_stats, export, leaderboard, load_pt, pareto
+from store import SearchConfig
 
 __all__ = [
+    "Search",
+    "SearchConfig",
+    "SearchFailed",
     "SearchResult",
     "UsageError",
+    "__version__",
     "best_so_far",
     "compare",
     "decision_stats",
@@ -24,6 +30,6 @@ __all__ = [
     "load",
     "load_pt",
     "pareto",
+    "prepare",
     "search",
 ]
-__version__ = "0.1.0"

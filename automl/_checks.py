@@ -1,20 +1,16 @@
-"""Small checkers for user input: each raises :class:`UsageError` naming what it received."""
+"""Small checkers for user input that is not part of a :class:`store.SearchConfig`; each raises
+:class:`UsageError` naming what it received."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["UsageError", "check_name", "check_objectives", "check_positive_int", "check_seed"]
+from automl._errors import UsageError
 
+__all__ = ["check_name", "check_positive_int", "check_seed"]
 
-class UsageError(ValueError):
-    """Bad input from the user; the CLI prints it as one line and exits with 2."""
-
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 def check_positive_int(label: str, value: Any) -> int:
@@ -31,31 +27,12 @@ def check_seed(value: Any) -> int | None:
     return value
 
 
-def check_budget(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise UsageError(f"budget must be a positive number of (simulated) seconds, got {value!r}")
-    return float(value)
-
-
 def check_name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    """A search name: 1-128 ASCII letters, digits, ``_``, ``-`` or ``.``, starting with a letter or digit."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
         raise UsageError(
             "search name must be 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit; "
-            f"got {value!r}"
+            f"got {shown!r}"
         )
     return value
-
-
-def check_objectives(value: Any) -> tuple[str, ...]:
-    """``"accuracy"``, ``"-loss"`` (minimize) or a list of them (several objectives)."""
-    items: Sequence[Any] = [value] if isinstance(value, str) else value
-    if not isinstance(items, Sequence) or not items:
-        raise UsageError(f"objective must be a metric name or a list of them, got {value!r}")
-    out = []
-    for item in items:
-        if not isinstance(item, str) or not re.match(r"^-?[A-Za-z_][A-Za-z0-9_.]*$", item):
-            raise UsageError(f"objective {item!r} is not a metric name (prefix '-' to minimize)")
-        out.append(item)
-    return tuple(out)

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl._executors import Executor
-from automl._jobs import Done, Job, Step, worker_name
+from automl.executors._base import Executor
+from automl.executors._jobs import Done, Job, Step, worker_name
 from controller import Proposer, Result
 from evaluators import Evaluator
 from search_spaces import Arch, InvalidArchitecture, Space
-from store import SearchRecord, Store, TrialRecord, TrialStatus
+from store import SearchConfig, SearchRecord, StorageError, Store, TrialRecord, TrialStatus
 
 __all__ = ["LoopStats", "SearchFailed", "run_loop", "to_result"]
 
@@ -83,16 +83,15 @@ class _Loop:
     proposer: Proposer
     evaluator: Evaluator
     executor: Executor
-    trials: int
-    budget: float | None
-    retries: int
-    max_failures: int
+    config: SearchConfig
     on_update: Callable[[LoopStats], None]
     pruner: Callable[[Step, Mapping[str, Any]], bool] | None = None
     driver: str = field(default_factory=worker_name)
 
     def __post_init__(self) -> None:
         self.sid = self.search.id
+        self.trials, self.budget = self.config.trials, self.config.budget
+        self.retries, self.max_failures = self.config.retries, self.config.max_failures
         self.stats = LoopStats(self.trials)
         self.pending: list[TrialRecord] = []
         self.in_flight: dict[int, TrialRecord] = {}
@@ -263,29 +262,51 @@ def run_loop(
     evaluator: Evaluator,
     executor: Executor,
     *,
-    trials: int,
-    budget: float | None = None,
-    retries: int = 2,
-    max_failures: int = 10,
+    config: SearchConfig | None = None,
     on_update: Callable[[LoopStats], None] = lambda s: None,
     pruner: Callable[[Step, Mapping[str, Any]], bool] | None = None,
+    on_acquired: Callable[[SearchRecord], None] = lambda record: None,
 ) -> LoopStats:
-    """Run (or resume) ``search`` until ``trials`` evaluations are done or ``budget`` is spent.
+    """Run (or resume) ``search`` until ``config.trials`` evaluations are done or its budget is spent.
 
-    Takes the search's driver lease first (:class:`store.SearchBusy` if a live driver holds it).
-    On any exit, trials still in flight go back to ``proposed`` and the lease is released.
+    Takes the search's driver lease first (:class:`store.SearchBusy` if a live driver holds it),
+    and only then stores ``config`` (a resume's new targets) and calls ``on_acquired``.
+    On any exit, trials still in flight go back to ``proposed`` and the lease is released, as far
+    as the database allows (see :func:`_wind_down`); on an error, that error is the one raised.
     """
-    loop = _Loop(
-        store, search, space, proposer, evaluator, executor, trials, budget, retries, max_failures, on_update, pruner
-    )
+    config = config or search.config
+    loop = _Loop(store, search, space, proposer, evaluator, executor, config, on_update, pruner)
     store.acquire_search(search.id, loop.driver)
     try:
+        if config != search.config:
+            store.update_search_config(search.id, config)
+        on_acquired(search)
         loop.restore()
-        return loop.run()
+        stats = loop.run()
+    except BaseException:
+        _wind_down(loop, executor, store)
+        raise
+    _wind_down(loop, executor, store, strict=True)
+    return stats
+
+
+def _wind_down(loop: _Loop, executor: Executor, store: Store, *, strict: bool = False) -> None:
+    """Stop the executor, put trials in flight back to ``proposed``, checkpoint, release the lease.
+
+    The database steps are best effort: when the database is still unreachable (the store gave up
+    on an outage and now fails at once), trials not put back stay ``running`` and the driver lease
+    lapses; the next driver takes the search once the lease has expired and re-runs every
+    ``running`` trial (``Store.requeue_trials`` on resume). Every step is tried; ``strict`` (the
+    search ended well) raises the first :class:`StorageError` afterwards, otherwise none is.
+    """
+    failed: StorageError | None = None
+    try:
+        executor.shutdown()
     finally:
-        try:
-            executor.shutdown()
-            loop.abandon_in_flight()
-            loop.checkpoint()
-        finally:
-            store.release_search(search.id, loop.driver)
+        for step in (loop.abandon_in_flight, loop.checkpoint, lambda: store.release_search(loop.sid, loop.driver)):
+            try:
+                step()
+            except StorageError as e:
+                failed = failed or e
+    if strict and failed is not None:
+        raise failed

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from automl._checks import UsageError
-from automl._jobs import Step
+from automl._errors import UsageError
+from automl.executors._jobs import Step
 from store import Store, TrialStatus
 
 __all__ = ["ASHAPruner", "make_pruner", "pruner_names", "restore_pruner"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from store import SearchRecord, Store, TrialRecord
+from store import SearchRecord, Store, TrialRecord, safe_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,7 @@ class SearchResult:
     search: SearchRecord
 
     def _store(self) -> Store:
-        return Store(self.storage)
+        return Store(self.storage, read_only=True)
 
     @property
     def best(self) -> TrialRecord | None:
@@ -88,4 +88,4 @@ class SearchResult:
             store.close()
 
     def __repr__(self) -> str:
-        return f"SearchResult(name={self.name!r}, storage={self.storage!r})"
+        return f"SearchResult(name={self.name!r}, storage={safe_url(self.storage)!r})"

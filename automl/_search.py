@@ -1,85 +1,173 @@
-"""The Python API: ``automl.search`` and ``automl.load``."""
+"""A search from its :class:`SearchConfig`: ``prepare(config)`` resolves and checks everything,
+``Search.run()`` creates or resumes it in the store and drives the loop.
+
+``prepare`` does all the checking that can be done without the database, so bad input fails
+before anything is stored or printed; ``run`` takes the driver lease *before* it records a
+resume's new targets, so a refused second driver changes nothing.
+"""
 
 from __future__ import annotations
 
-import os
+import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import controller
-import search_spaces
-from automl._checks import (
-    UsageError,
-    check_budget,
-    check_name,
-    check_objectives,
-    check_positive_int,
-    check_seed,
-)
-from automl._executors import make_executor
+from automl._checks import check_name
+from automl._errors import UsageError
 from automl._loop import run_loop
+from automl._pruners import make_pruner, restore_pruner
+from automl._resolve import config as make_config
+from automl._resolve import discover, evaluator_from_spec, objectives_from_text, open_store, resolve_space
 from automl._result import SearchResult
+from automl.executors import Executor, make_executor
+from controller import Proposer
 from evaluators import Evaluator, as_evaluator
-from search_spaces import InvalidArchitecture, Space, SpaceError
-from store import SearchRecord, Store
+from search_spaces import Space
+from store import SearchConfig, SearchRecord, Store
 
-__all__ = ["default_storage", "load", "open_store", "search"]
+__all__ = ["Search", "load", "prepare", "search"]
 
-
-def default_storage() -> str:
-    """``$AUTOML_STORAGE`` or a SQLite file in the current directory."""
-    return os.environ.get("AUTOML_STORAGE") or "sqlite:///automl.db"
+OnStart = Callable[[SearchRecord, bool], None]
 
 
-def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
-    """Open the store at ``url``; a URL that is not one becomes a :class:`UsageError`."""
-    url = url or default_storage()
-    try:
-        return Store(url, read_only=read_only)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+@dataclass(frozen=True)
+class Search:
+    """A prepared search: its config and the live objects built from it. Run it with :meth:`run`."""
+
+    config: SearchConfig
+    name: str | None  # None: named "<space>-<strategy>-<n>" when created
+    storage: str
+    space: Space
+    evaluator: Evaluator
+    proposer: Proposer
+    executor: Executor
+    pruner: Any
+
+    def run(self, *, progress: bool | None = None, on_start: OnStart | None = None) -> SearchResult:
+        """Create (or resume) the search in the store and run it to its target.
+
+        ``on_start(record, resuming)`` is called once the search is stored and this process
+        drives it (the CLI prints its header there). A stored search of the same name resumes:
+        completed trials are kept, interrupted ones re-run, the strategy is rebuilt from the store.
+        """
+        store = open_store(self.storage)
+        try:
+            record, resuming = self._create_or_find(store)
+            restore_pruner(self.pruner, store, record.id)
+            show = progress if progress is not None else sys.stderr.isatty()
+            from automl._progress import progress_bar
+
+            with progress_bar(record.name, self.config.trials, enabled=show) as on_update:
+
+                def started(acquired: SearchRecord) -> None:
+                    if on_start is not None:
+                        on_start(acquired, resuming)
+
+                run_loop(
+                    store, record, self.space, self.proposer, self.evaluator, self.executor,
+                    config=self.config, on_update=on_update, pruner=self.pruner, on_acquired=started,
+                )  # fmt: skip
+            return SearchResult(record.name, store.url, record)
+        finally:
+            store.close()
+
+    def _create_or_find(self, store: Store) -> tuple[SearchRecord, bool]:
+        found = store.find_search(self.name) if self.name else None
+        if found is None:
+            stem = f"{self.space.name}-{self.config.strategy}"
+            return store.create_search(self.name, self.config, stem=stem), False
+        _check_resumable(found.config, self.config, found.name)
+        return found, True
 
 
-def resolve_space(space: str | Space) -> tuple[Space, str]:
-    """The space and the text stored to find it again (built-in name or file spec)."""
-    if isinstance(space, Space):
-        return space, space.name
-    if not isinstance(space, str):
-        raise UsageError(f"space must be a built-in name, 'path/file.py:function' or a Space, got {space!r}")
-    return search_spaces.load(space), space
-
-
-def discover(space: Space) -> None:
-    """List the space's decisions now, so a broken space fails before anything is stored."""
-    try:
-        decisions = space.decisions
-    except (SpaceError, InvalidArchitecture):
-        raise
-    except Exception as e:
-        raise SpaceError(f"space {space.name!r} raised {type(e).__name__}: {e}") from e
-    if not decisions:
-        raise SpaceError(f"space {space.name!r} asks no decision: there is nothing to search")
-
-
-def _next_name(store: Store, stem: str) -> str:
-    taken = {s.name for s in store.list_searches()}
-    n = 1
-    while f"{stem}-{n}" in taken:
-        n += 1
-    return f"{stem}-{n}"
-
-
-def _check_compatible(found: SearchRecord, space_spec: str, strategy: str, objectives: tuple[str, ...]) -> None:
-    for label, stored, asked in (
-        ("space", found.space, space_spec),
-        ("strategy", found.strategy, strategy),
-        ("objective", ",".join(found.objectives), ",".join(objectives)),
+def _check_resumable(stored: SearchConfig, asked: SearchConfig, name: str) -> None:
+    """A resume must search the same thing the same way; only targets and execution may change."""
+    for label, old, new in (
+        ("space", stored.space, asked.space),
+        ("strategy", stored.strategy, asked.strategy),
+        ("objective", ",".join(stored.objectives), ",".join(asked.objectives)),
+        ("evaluator", stored.evaluator, asked.evaluator),
+        ("dataset", stored.dataset, asked.dataset),
+        ("epochs", stored.epochs, asked.epochs),
+        ("strategy options", dict(stored.strategy_options), dict(asked.strategy_options)),
     ):
-        if stored != asked:
+        if old != new:
             raise UsageError(
-                f"search {found.name!r} exists with {label} {stored!r}, not {asked!r}: "
+                f"search {name!r} exists with {label} {old!r}, not {new!r}: "
                 "resume it with the same options or choose another name"
             )
+
+
+def prepare(
+    config: SearchConfig,
+    *,
+    name: str | None = None,
+    storage: str | None = None,
+    space: Space | None = None,
+    evaluator: Evaluator | Callable[..., Mapping[str, Any]] | None = None,
+    pruner: Any = None,
+) -> Search:
+    """Resolve and check ``config``: the space, evaluator, strategy, executor and pruner.
+
+    ``space``, ``evaluator`` and ``pruner`` are live objects from Python that stand in for
+    the config's text specs. Raises :class:`UsageError` (and the space's own errors) naming
+    the first thing that is wrong; nothing is stored.
+    """
+    if name is not None:
+        check_name(name)
+    space_obj = space if space is not None else resolve_space(config.space)[0]
+    ev = _evaluator(config, space_obj, evaluator)
+    if ev.context:
+        space_obj = space_obj.bind(**ev.context)
+    discover(space_obj)
+    proposer = _proposer(config, space_obj)
+    exe = _executor(config)
+    live_pruner = make_pruner(pruner if pruner is not None else config.pruner, ev, config.objective)
+    config = config.replace(space_info=space_obj.describe(), evaluator_info=ev.describe())
+    from automl._resolve import default_storage
+
+    return Search(config, name, storage or default_storage(), space_obj, ev, proposer, exe, live_pruner)
+
+
+def _evaluator(config: SearchConfig, space: Space, given: Any) -> Evaluator:
+    if given is not None:
+        try:
+            return as_evaluator(given)
+        except TypeError as e:
+            raise UsageError(str(e)) from e
+    return evaluator_from_spec(
+        config.evaluator,
+        space,
+        dataset=config.dataset,
+        epochs=config.epochs,
+        seed=config.seed,
+        weights_dir=config.keep_weights,
+    )
+
+
+def _proposer(config: SearchConfig, space: Space) -> Proposer:
+    try:
+        proposer = controller.make(config.strategy, space, seed=config.seed, **dict(config.strategy_options))
+    except (ValueError, TypeError) as e:  # a bad option value: the user's input
+        if isinstance(e, controller.UnknownStrategy):
+            raise
+        raise UsageError(f"strategy {config.strategy!r}: {e}") from e
+    if proposer.objectives > 1 and len(config.objectives) < 2:
+        raise UsageError(
+            f"strategy {config.strategy!r} optimizes several objectives; give two or more (e.g. accuracy,-params)"
+        )
+    return proposer
+
+
+def _executor(config: SearchConfig) -> Executor:
+    if config.workers == 0 and config.executor == "inline":
+        raise UsageError("workers must be a positive integer for the inline executor, got 0")
+    try:
+        return make_executor(config.executor, config.workers, **dict(config.executor_options))
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
 
 
 def search(
@@ -101,8 +189,6 @@ def search(
     max_failures: int = 10,
     progress: bool | None = None,
     pruner: Any = None,
-    config: Mapping[str, Any] | None = None,
-    _space_spec: str | None = None,
 ) -> SearchResult:
     """Search ``space`` for the architecture that maximizes ``objective`` under ``evaluator``.
 
@@ -110,125 +196,55 @@ def search(
     or a :class:`search_spaces.Space`. ``evaluator`` is any callable ``f(arch) -> dict`` (or
     ``f(arch, report)``), an :class:`evaluators.Evaluator`, or text: a dataset to train on
     (``"digits"``, ``"mnist1d"``, ``"data.npz"``), ``"table"`` (NAS-Bench-201 lookup) or
-    ``"path/file.py:function"``. ``objective`` names the metric to
-    maximize (``"-loss"`` minimizes; a list gives several objectives, for ``nsga2``).
-    ``trials`` counts finished evaluations (completed or pruned); ``budget`` stops earlier once
-    the summed ``cost`` metric (simulated seconds) reaches it.
+    ``"path/file.py:function"``. ``objective`` names the metric to maximize (``"-loss"``
+    minimizes; a list gives several objectives, for ``nsga2``). ``trials`` counts finished
+    evaluations (completed or pruned); ``budget`` stops earlier once the summed ``cost`` metric
+    (simulated seconds) reaches it.
 
     ``executor`` runs the evaluations: ``"inline"`` (this thread), ``"local"`` (``workers``
     processes on this machine, one per GPU when there are GPUs) or ``"ray"`` (a Ray cluster;
     ``executor_options={"address": "auto", "num_gpus_per_trial": 0.5, ...}``); ``workers=0``
-    lets the executor choose (one per GPU, else per CPU core). ``pruner="asha"`` stops poor
-    trials early from their per-epoch reports (or pass any ``pruner(step, metrics) -> bool``).
+    lets the executor choose. ``pruner="asha"`` stops poor trials early from their per-epoch
+    reports (or pass any ``pruner(step, metrics) -> bool``).
 
-    Running a search whose ``name`` is already stored resumes it: completed trials are kept,
-    unfinished ones re-run and the strategy is rebuilt from the store.
+    A search whose ``name`` is already stored resumes. The same as
+    ``automl.prepare(SearchConfig(...)).run()``.
 
     >>> res = automl.search("nb201", lambda arch: {"accuracy": len(set(arch.values()))},
     ...                     trials=20, storage="sqlite:///demo.db")     # doctest: +SKIP
     >>> res.best.arch                                                   # doctest: +SKIP
     """
-    trials = check_positive_int("trials", trials)
-    if not (workers == 0 and not isinstance(workers, bool) and executor != "inline"):  # 0: the executor decides
-        workers = check_positive_int("workers", workers)
-    retries = check_positive_int("retries", retries + 1) - 1
-    max_failures = check_positive_int("max_failures", max_failures)
-    seed = check_seed(seed)
-    budget = check_budget(budget)
-    objectives = check_objectives(objective)
-    if name is not None:
-        check_name(name)
-    space_obj, space_spec = resolve_space(space)
-    space_spec = _space_spec or space_spec
-    if isinstance(evaluator, str):
-        from automl._evaluator_spec import evaluator_from_spec
-
-        ev = evaluator_from_spec(evaluator, space_obj, seed=seed)
-    else:
-        try:
-            ev = as_evaluator(evaluator)
-        except TypeError as e:
-            raise UsageError(str(e)) from e
-    if ev.context:
-        space_obj = space_obj.bind(**ev.context)
-    discover(space_obj)
-    proposer = controller.make(strategy, space_obj, seed=seed, **dict(strategy_options or {}))
-    if proposer.objectives > 1 and len(objectives) < 2:
-        raise UsageError(f"strategy {strategy!r} optimizes several objectives; give objective=[...] with two or more")
-    exe = make_executor_checked(executor, workers, executor_options)
-    from automl._pruners import make_pruner, restore_pruner
-
-    pruner = make_pruner(pruner, ev, objectives[0])
-
-    store = open_store(storage)
-    try:
-        found = store.find_search(name) if name else None
-        if found is not None:
-            _check_compatible(found, space_spec, strategy, objectives)
-            record = found
-            store.update_search_config(record.id, {**record.config, "trials": trials, "budget": budget})
-        else:
-            record = store.create_search(
-                name or _next_name(store, f"{space_obj.name}-{strategy}"),
-                space=space_spec,
-                strategy=strategy,
-                objectives=objectives,
-                config={
-                    "trials": trials,
-                    "budget": budget,
-                    "seed": seed,
-                    "workers": workers,
-                    "executor": executor,
-                    "strategy_options": dict(strategy_options or {}),
-                    "evaluator": ev.describe(),
-                    "space": space_obj.describe(),
-                    **dict(config or {}),
-                },
-            )
-        restore_pruner(pruner, store, record.id)
-        show = progress if progress is not None else _stderr_is_tty()
-        with _progress(show, record.name, trials) as on_update:
-            run_loop(
-                store,
-                record,
-                space_obj,
-                proposer,
-                ev,
-                exe,
-                trials=trials,
-                budget=budget,
-                retries=retries,
-                max_failures=max_failures,
-                on_update=on_update,
-                pruner=pruner,
-            )
-        return SearchResult(record.name, store.url, record)
-    finally:
-        store.close()
+    text_evaluator = evaluator if isinstance(evaluator, str) else None
+    kind, dataset = _evaluator_kind(text_evaluator)
+    space_obj, spec = resolve_space(space)
+    config = make_config(
+        space=spec, evaluator=kind, dataset=dataset, strategy=strategy, trials=trials,
+        objectives=objectives_from_text(objective), seed=seed, workers=workers, executor=executor,
+        budget=budget, strategy_options=dict(strategy_options or {}), executor_options=dict(executor_options or {}),
+        retries=retries, max_failures=max_failures, pruner=pruner if isinstance(pruner, str) else _python(pruner),
+    )  # fmt: skip
+    live = None if text_evaluator is not None else evaluator
+    live_pruner = None if isinstance(pruner, str) else pruner
+    prepared = prepare(config, name=name, storage=storage, space=space_obj, evaluator=live, pruner=live_pruner)
+    return prepared.run(progress=progress)
 
 
-def make_executor_checked(name: str, workers: int, options: Mapping[str, Any] | None):
-    try:
-        return make_executor(name, workers, **dict(options or {}))
-    except (ValueError, TypeError) as e:
-        raise UsageError(str(e)) from e
+def _evaluator_kind(text: str | None) -> tuple[str, str | None]:
+    """(config.evaluator, config.dataset) for ``automl.search``'s evaluator argument."""
+    if text is None:
+        return "python", None
+    if text == "train" or text == "table" or text.startswith("table:") or ".py:" in text:
+        return text, "digits" if text == "train" else None
+    return "train", text  # a dataset to train on
 
 
-def _stderr_is_tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
-
-
-def _progress(show: bool, name: str, total: int):
-    from automl._progress import progress_bar
-
-    return progress_bar(name, total, enabled=show)
+def _python(obj: Any) -> str:
+    return "none" if obj is None else "python"
 
 
 def load(name: str, storage: str | None = None) -> SearchResult:
     """The stored search called ``name`` (``store.NotFound`` if there is none)."""
-    store = open_store(storage)
+    store = open_store(storage, read_only=True)
     try:
         record = store.get_search(name)
         return SearchResult(record.name, store.url, record)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     ray_ok = not args.no_ray
     if ray_ok:
         try:
-            from automl._ray import init_local_ray
+            from automl.executors._ray import init_local_ray
 
             init_local_ray(num_cpus=2)
         except ImportError:

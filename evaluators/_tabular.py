@@ -59,11 +59,16 @@ def _nb201_key(arch: Mapping[str, Any]) -> str:
 
 
 def find_nb201(start: str | os.PathLike[str] | None = None) -> Path:
-    """The NAS-Bench-201 table: ``shared/benchmarks/nb201/cifar10.csv`` in the first directory
-    above ``start`` (default: the current directory), then above this file, that has it.
+    """The NAS-Bench-201 table: ``$AUTOML_NB201_TABLE`` if set, else ``shared/benchmarks/nb201/cifar10.csv``
+    in the first directory above ``start`` (default: the current directory), then above this file, that has it.
 
     Raises ``FileNotFoundError`` listing where it looked.
     """
+    given = os.environ.get("AUTOML_NB201_TABLE")
+    if given:
+        if not Path(given).is_file():
+            raise FileNotFoundError(f"AUTOML_NB201_TABLE={given!r} is not a file")
+        return Path(given)
     here = Path(__file__).resolve().parent
     bases = [Path(start or Path.cwd()).resolve(), here]
     looked = []
@@ -74,8 +79,10 @@ def find_nb201(start: str | os.PathLike[str] | None = None) -> Path:
                 return candidate
             looked.append(str(d))
     raise FileNotFoundError(
-        f"the NAS-Bench-201 table {NB201_RELATIVE} was not found above {bases[0]} or {bases[1]}; "
-        "pass its path: TabularEvaluator.nb201(path='.../cifar10.csv')"
+        f"the NAS-Bench-201 table (the CIFAR-10 csv of the project's shared material, {NB201_RELATIVE}) "
+        f"was not found above {bases[0]} or {bases[1]}; give its path: --table PATH "
+        "(automl search --evaluator table, automl bench), AUTOML_NB201_TABLE=PATH, or "
+        "TabularEvaluator.nb201(path=PATH) in Python"
     )
 
 

@@ -3,5 +3,5 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/_setup.sh
-source "$here/_setup.sh" ""
+source "$here/_setup.sh" "dashboard,export"  # the demo's own hints use both
 exec automl search "$@"

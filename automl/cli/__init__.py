@@ -12,17 +12,20 @@ import os
 import sys
 from typing import NoReturn
 
+from automl._errors import first_line
+from automl._version import __version__
+
 __all__ = ["main"]
 
 # Each module has `register(subparsers)`, adding its commands with `set_defaults(func=...)`.
 _COMMAND_MODULES = (
-    "automl._cmd_search",
-    "automl._cmd_results",
+    "automl.cli._search",
+    "automl.cli._results",
 )
 _OPTIONAL_COMMAND_MODULES = (
-    "automl._cmd_export",
-    "automl._cmd_dashboard",
-    "automl._cmd_bench",
+    "automl.cli._export",
+    "automl.cli._dashboard",
+    "automl.cli._bench",
 )
 
 
@@ -40,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Neural architecture search: propose, train, store, look at the results.",
         epilog="Run `automl search` with no arguments for a two-minute demo on the CPU.",
     )
-    parser.add_argument("--version", action="version", version="automl 0.1.0")
+    parser.add_argument("--version", action="version", version=f"automl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in _COMMAND_MODULES:
@@ -57,13 +60,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bad_input() -> tuple[type[BaseException], ...]:
-    from automl._checks import UsageError
+    from automl._errors import UsageError
     from controller import UnknownStrategy
     from search_spaces import InvalidArchitecture, SpaceError
-    from store import NotFound, SchemaError, SearchBusy
+    from store import ConfigError, NotFound, SchemaError, SearchBusy
 
     found: list[type[BaseException]] = [
         UsageError,
+        ConfigError,
         UnknownStrategy,
         SpaceError,
         InvalidArchitecture,
@@ -80,8 +84,11 @@ def _bad_input() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+def _line(e: BaseException) -> str:
+    """The error as one line a terminal shows as it is (control characters made visible)."""
+    from automl.cli._render import terminal_safe
+
+    return terminal_safe(first_line(e), markup=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,19 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except bad_input as e:
-        sys.stderr.write(f"automl: error: {_one_line(e)}\n")
+        sys.stderr.write(f"automl: error: {_line(e)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("automl: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`automl show --json | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        sys.stderr.write("automl: error: standard output was closed before everything was written\n")
+        return 2
     except (SearchFailed, StorageError) as e:
-        sys.stderr.write(f"automl: {_one_line(e)}\n")
+        sys.stderr.write(f"automl: {_line(e)}\n")
         return 1
     except Exception as e:
         if os.environ.get("AUTOML_DEBUG"):
             raise
         sys.stderr.write(
-            f"automl: unexpected error: {type(e).__name__}: {_one_line(e)} (AUTOML_DEBUG=1 shows the traceback)\n"
+            f"automl: unexpected error: {type(e).__name__}: {_line(e)} (AUTOML_DEBUG=1 shows the traceback)\n"
         )
         return 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from automl._checks import UsageError
+from automl._errors import UsageError
 
 __all__ = ["register"]
 
@@ -30,10 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_bench)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> list[str]:
+    """The strategies to run; every argument checked before anything starts."""
     import controller
-    from automl import _bench as bench
-    from automl._render import print_json, table
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     known = set(controller.strategies()) | {"optuna"}
@@ -50,53 +49,49 @@ def _bench(args: argparse.Namespace) -> int:
         TabularEvaluator.nb201(args.table).table  # noqa: B018 - fail fast on a missing or bad table
     except (FileNotFoundError, ValueError, OSError) as e:
         raise UsageError(str(e)) from e
+    return strategies
 
+
+_COLUMNS = ["strategy", "runs", "evals", "valid_acc_200ep", "test_acc_200ep", "paper", "vs TPE", "vs best", "trials/s"]
+
+
+def _row(r: dict) -> tuple:
+    return (
+        r["strategy"],
+        r["runs"],
+        f"{r['evals_per_run']:.1f}",
+        f"{r['valid_mean']:.2f} ± {r['valid_std']:.2f}",
+        f"{r['test_mean']:.2f} ± {r['test_std']:.2f}",
+        "-" if r["paper_test"] is None else f"{r['paper_test']:.2f}",
+        "-" if r["vs_tpe"] is None else f"{r['vs_tpe']:+.2f}",
+        f"{r['vs_best_cell']:+.2f}",
+        f"{r['trials_per_second']:.0f}",
+    )
+
+
+def _bench(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from automl import _bench as bench
+    from automl.cli._render import print_json, table
+
+    strategies = _check(args)
     t0 = time.perf_counter()
     with Progress(transient=True) as bar:
         task = bar.add_task("runs", total=args.runs * len(strategies))
         result = bench.run_bench(
-            strategies,
-            args.runs,
-            budget=args.budget,
-            table=args.table,
-            processes=args.processes,
+            strategies, args.runs, budget=args.budget, table=args.table, processes=args.processes,
             on_run=lambda r: bar.advance(task),
-        )
+        )  # fmt: skip
     wall = time.perf_counter() - t0
     rows = bench.summary_rows(result)
     if args.json:
         print_json({"wall_seconds": wall, "budget": args.budget, "strategies": rows})
     else:
-        table(
-            f"NAS-Bench-201 CIFAR-10, budget {args.budget:.0f} simulated s, {args.runs} runs each, {wall:.0f} s wall",
-            [
-                "strategy",
-                "runs",
-                "evals",
-                "valid_acc_200ep",
-                "test_acc_200ep",
-                "paper",
-                "vs TPE",
-                "vs best",
-                "trials/s",
-            ],
-            [
-                (
-                    r["strategy"],
-                    r["runs"],
-                    f"{r['evals_per_run']:.1f}",
-                    f"{r['valid_mean']:.2f} ± {r['valid_std']:.2f}",
-                    f"{r['test_mean']:.2f} ± {r['test_std']:.2f}",
-                    "-" if r["paper_test"] is None else f"{r['paper_test']:.2f}",
-                    "-" if r["vs_tpe"] is None else f"{r['vs_tpe']:+.2f}",
-                    f"{r['vs_best_cell']:+.2f}",
-                    f"{r['trials_per_second']:.0f}",
-                )
-                for r in rows
-            ],
+        title = (
+            f"NAS-Bench-201 CIFAR-10, budget {args.budget:.0f} simulated s, {args.runs} runs each, {wall:.0f} s wall"
         )
+        table(title, _COLUMNS, [_row(r) for r in rows])
     if args.plot:
         print(f"plot: {bench.plot(result, args.plot)}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from automl._export import FORMATS
+from automl.results._export import FORMATS
 
 __all__ = ["register"]
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="write a trial's model (TorchScript, ONNX, PyTorch) or its decisions (JSON) to a file",
         description="Export a stored trial. torchscript and onnx load without automl (torch.jit.load, "
-        "onnxruntime); pt is a state_dict plus what rebuilds the module (automl._export.load_pt); json is the "
+        "onnxruntime); pt is a state_dict plus what rebuilds the module (automl.load_pt); json is the "
         "decisions. Trained weights when the evaluator kept them (TrainConfig(weights_dir=...)), else freshly "
         "initialized ones (a note says so).",
     )
@@ -29,15 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from automl._api import open_store
-    from automl._checks import UsageError
-    from automl._cmd_results import resolve_trial
-    from automl._export import export_trial
-    from automl._render import print_json
+    from automl._errors import UsageError
+    from automl._resolve import open_store
+    from automl.cli._render import print_json
+    from automl.cli._results import resolve_trial
+    from automl.results._export import export_trial
 
     if args.format not in FORMATS:  # before touching the database
         raise UsageError(f"unknown format {args.format!r}; choose one of {', '.join(FORMATS)}")
-    store = open_store(args.storage)
+    store = open_store(args.storage, read_only=True)
     try:
         search, trial = resolve_trial(store, args.trial, args.search)
     finally:

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from store import TrialRecord
 
-__all__ = ["arch_summary", "console", "fmt", "print_json", "table", "trial_json"]
+__all__ = ["arch_summary", "console", "fmt", "print_json", "table", "terminal_safe", "trial_json"]
+
+# C0 controls, DEL and C1 controls: an escape sequence stored in an error text must not drive the
+# terminal (move the cursor, retitle the window, hide what follows).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: Any, *, markup: bool = True) -> str:
+    """``text`` with control characters shown as ``\\xNN`` (and rich markup escaped)."""
+    from rich.markup import escape
+
+    safe = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return escape(safe) if markup else safe
 
 
 def console():
@@ -45,12 +58,13 @@ def arch_summary(arch: Mapping[str, Any], width: int = 70) -> str:
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(title=None if title is None else terminal_safe(title), title_justify="left", header_style="bold")
     for c in columns:
-        t.add_column(c, overflow="fold")
-    for row in rows:
-        t.add_row(*(fmt(v) for v in row))
+        t.add_column(terminal_safe(c), overflow="fold")
+    for row in rows:  # cells as plain Text: stored values never become markup
+        t.add_row(*(Text(terminal_safe(fmt(v), markup=False)) for v in row))
     console().print(t)
 
 

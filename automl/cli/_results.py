@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from automl._checks import UsageError
-from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
+from automl._checks import check_name
+from automl._errors import UsageError
+from store import LEASE_SECONDS, NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
 
 __all__ = ["latest_search", "leaderboard", "print_leaderboard", "register", "resolve_trial"]
 
 _COST_COLUMNS = ("params", "flops", "latency_ms", "train_seconds", "cost")
 _SPARK = "▁▂▃▄▅▆▇█"
+_MAX_TRIAL = 2**31 - 1  # trial numbers are 32-bit integers in the database
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,9 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> Store:
-    from automl._api import open_store
+    from automl._resolve import open_store
 
-    return open_store(args.storage)
+    return open_store(args.storage, read_only=True)
 
 
 def latest_search(store: Store) -> SearchRecord:
@@ -68,9 +71,9 @@ def resolve_trial(store: Store, text: str, search_name: str | None) -> tuple[Sea
         if sep in text:
             name, _, number_text = text.rpartition(sep)
             break
-    if not number_text.isdigit():
-        raise UsageError(f"trial must be a number, SEARCH/NUMBER or SEARCH:NUMBER, got {text!r}")
-    search = store.get_search(name) if name else latest_search(store)
+    if not re.fullmatch(r"[0-9]{1,10}", number_text) or int(number_text) > _MAX_TRIAL:
+        raise UsageError(f"trial must be a number (0 to {_MAX_TRIAL}), SEARCH/NUMBER or SEARCH:NUMBER, got {text!r}")
+    search = store.get_search(check_name(name)) if name else latest_search(store)
     return search, store.get_trial(search.id, int(number_text))
 
 
@@ -86,7 +89,7 @@ def _age(t: dt.datetime | None) -> str:
 def search_state(search: SearchRecord, finished: int, target: int | None) -> str:
     """running (a live driver holds it), done (reached its target) or stopped."""
     beat = search.driver_heartbeat_at
-    if search.driver and beat and (dt.datetime.now(dt.timezone.utc) - beat).total_seconds() < 30:
+    if search.driver and beat and (dt.datetime.now(dt.timezone.utc) - beat).total_seconds() < LEASE_SECONDS:
         return "running"
     return "done" if target and finished >= target else "stopped"
 
@@ -100,68 +103,65 @@ def leaderboard(store: Store, search: SearchRecord, n: int, **filters: Any) -> l
 
 
 def _status(args: argparse.Namespace) -> int:
-    from automl._render import print_json, table
+    from automl.cli._render import print_json, table
 
-    store = _open(args)
     try:
-        searches = store.list_searches()
-        rows, running_rows, payload = [], [], []
-        for s in searches:
-            counts = store.counts(s.id)
-            top = leaderboard(store, s, 1)
-            best = top[0] if top else None
-            target = s.config.get("trials")
-            running = store.trials(s.id, statuses=[TrialStatus.RUNNING])
-            finished = counts[TrialStatus.COMPLETED] + counts[TrialStatus.PRUNED]
-            state = search_state(s, finished, target)
-            rows.append(
-                (
-                    s.name,
-                    s.strategy,
-                    s.space,
-                    f"{finished}/{target}",
-                    counts[TrialStatus.RUNNING],
-                    counts[TrialStatus.FAILED],
-                    counts[TrialStatus.PRUNED],
-                    None if best is None else best.value,
-                    state,
-                )
-            )
-            running_rows += [(s.name, t.number, t.worker, _age(t.started_at), _age(t.heartbeat_at)) for t in running]
-            payload.append(
-                {
-                    "name": s.name,
-                    "strategy": s.strategy,
-                    "space": s.space,
-                    "objective": s.objectives[0],
-                    "target": target,
-                    "state": state,
-                    "driver": s.driver,
-                    "counts": {k.value: v for k, v in counts.items()},
-                    "best": None if best is None else {"number": best.number, "value": best.value},
-                    "running": [{"number": t.number, "worker": t.worker, "started_at": t.started_at} for t in running],
-                }
-            )
+        store = _open(args)
+    except NotFound as e:  # no database yet: nothing to show, and nothing is created
+        print_json([]) if args.json else print(f"no searches: {e}")
+        return 0
+    try:
+        with store.snapshot():  # every search's figures as of one moment
+            rows = [_status_row(store, s) for s in store.list_searches()]
     finally:
         store.close()
     if args.json:
-        print_json(payload)
+        print_json([payload for _, _, payload in rows])
         return 0
     if not rows:
         print(f"no searches in {store.safe_url}; run `automl search` to start one")
         return 0
     cols = ["search", "strategy", "space", "done", "running", "failed", "pruned", "best", "state"]
-    table(f"searches in {store.safe_url}", cols, rows)
-    if running_rows:
-        table("running trials", ["search", "trial", "worker", "age", "heartbeat"], running_rows)
+    table(f"searches in {store.safe_url}", cols, [row for row, _, _ in rows])
+    running = [r for _, running, _ in rows for r in running]
+    if running:
+        table("running trials", ["search", "trial", "worker", "age", "heartbeat"], running)
     return 0
 
 
-def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bool = False, **filters: Any) -> None:
-    from automl._api import open_store
-    from automl._render import arch_summary, print_json, table, trial_json
+def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], dict[str, Any]]:
+    """One search's table row, its running trials' rows and its JSON object."""
+    counts = store.counts(s.id)
+    top = leaderboard(store, s, 1)
+    best = top[0] if top else None
+    running = store.trials(s.id, statuses=[TrialStatus.RUNNING])
+    finished = counts[TrialStatus.COMPLETED] + counts[TrialStatus.PRUNED]
+    target, state = s.config.trials, search_state(s, finished, s.config.trials)
+    row = (
+        s.name, s.strategy, s.space, f"{finished}/{target}", counts[TrialStatus.RUNNING],
+        counts[TrialStatus.FAILED], counts[TrialStatus.PRUNED], None if best is None else best.value, state,
+    )  # fmt: skip
+    running_rows = [(s.name, t.number, t.worker, _age(t.started_at), _age(t.heartbeat_at)) for t in running]
+    payload = {
+        "name": s.name,
+        "strategy": s.strategy,
+        "space": s.space,
+        "objective": s.objectives[0],
+        "target": target,
+        "state": state,
+        "driver": s.driver,
+        "counts": {k.value: v for k, v in counts.items()},
+        "best": None if best is None else {"number": best.number, "value": best.value},
+        "running": [{"number": t.number, "worker": t.worker, "started_at": t.started_at} for t in running],
+    }
+    return row, running_rows, payload
 
-    store = open_store(storage)
+
+def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bool = False, **filters: Any) -> None:
+    from automl._resolve import open_store
+    from automl.cli._render import arch_summary, print_json, table, trial_json
+
+    store = open_store(storage, read_only=True)
     try:
         top = leaderboard(store, search, n, **filters)
     finally:
@@ -169,13 +169,17 @@ def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bo
     if as_json:
         print_json([{"rank": i + 1, **trial_json(t)} for i, t in enumerate(top)])
         return
+    status = TrialStatus(filters.get("status", "completed"))
+    if status not in (TrialStatus.COMPLETED, TrialStatus.PRUNED):  # no value to rank by: newest first
+        rows = [(t.number, t.error or "", arch_summary(t.arch)) for t in top]
+        table(f"latest {len(top)} {status.value} of {search.name}", ["trial", "error", "architecture"], rows)
+        return
     metric_names = [k for k in _COST_COLUMNS if any(k in t.metrics for t in top)]
     rows = [
         (i + 1, t.number, t.value, *(t.metrics.get(k) for k in metric_names), arch_summary(t.arch))
         for i, t in enumerate(top)
     ]
-    status = filters.get("status", "completed")
-    which = "" if status in ("completed", TrialStatus.COMPLETED) else f" {status}"
+    which = "" if status is TrialStatus.COMPLETED else f" {status.value}"
     title = f"top {len(top)}{which} of {search.name} by {search.objectives[0]}"
     table(title, ["rank", "trial", search.objective, *metric_names, "architecture"], rows)
 
@@ -188,7 +192,7 @@ def _top(args: argparse.Namespace) -> int:
         raise UsageError(f"--status must be one of {', '.join(known)}, got {args.status!r}")
     store = _open(args)
     try:
-        search = store.get_search(args.name) if args.name else latest_search(store)
+        search = store.get_search(check_name(args.name)) if args.name else latest_search(store)
     finally:
         store.close()
     print_leaderboard(store.url, search, args.n, as_json=args.json, status=args.status, proposer=args.proposer)
@@ -211,43 +215,49 @@ def arch_changes(arch: Mapping[str, Any], parent: Mapping[str, Any]) -> list[tup
 
 
 def _show(args: argparse.Namespace) -> int:
-    from automl._render import console, print_json, table, trial_json
-
     store = _open(args)
     try:
-        search, trial = resolve_trial(store, args.trial, args.search)
-        detail = queries.trial_detail(store, search.id, trial.number)
+        with store.snapshot():  # the trial, its steps, parent and children as of one moment
+            search, trial = resolve_trial(store, args.trial, args.search)
+            detail = queries.trial_detail(store, search.id, trial.number)
     finally:
         store.close()
-    trial, steps, parent = detail.trial, detail.steps, detail.parent
-    kids = [{"number": c.number, "status": c.status.value, "value": c.value} for c in detail.children]
     if args.json:
-        print_json(
-            {
-                **trial_json(trial),
-                "search": search.name,
-                "steps": [{"step": s.step, **s.metrics} for s in steps],
-                "parent_trial": None
-                if parent is None
-                else {
-                    "number": parent.number,
-                    "value": parent.value,
-                    "changes": [
-                        {"decision": k, "from": a, "to": b} for k, a, b in arch_changes(trial.arch, parent.arch)
-                    ],
-                },
-                "children": kids,
-                "children_total": detail.children_total,
-            }
-        )
-        return 0
-    from rich.markup import escape
+        _show_json(search, detail)
+    else:
+        _show_text(search, detail)
+    return 0
 
-    out = console()
+
+def _show_json(search: SearchRecord, detail: queries.TrialDetail) -> None:
+    from automl.cli._render import print_json, trial_json
+
+    trial, parent = detail.trial, detail.parent
+    parent_json = None
+    if parent is not None:
+        changes = [{"decision": k, "from": a, "to": b} for k, a, b in arch_changes(trial.arch, parent.arch)]
+        parent_json = {"number": parent.number, "value": parent.value, "changes": changes}
+    print_json(
+        {
+            **trial_json(trial),
+            "search": search.name,
+            "steps": [{"step": s.step, **s.metrics} for s in detail.steps],
+            "parent_trial": parent_json,
+            "children": [{"number": c.number, "status": c.status.value, "value": c.value} for c in detail.children],
+            "children_total": detail.children_total,
+        }
+    )
+
+
+def _show_text(search: SearchRecord, detail: queries.TrialDetail) -> None:
+    from automl.cli._render import console, table, terminal_safe
+
+    trial, steps, parent, out = detail.trial, detail.steps, detail.parent, console()
+    value = trial.value if trial.value is not None else "-"
     out.print(
-        f"[bold]{escape(search.name)}/{trial.number}[/]  status {trial.status.value}  {search.objectives[0]} "
-        f"{trial.value if trial.value is not None else '-'}  proposer {trial.proposer}"
-        + (f"  worker {trial.worker}" if trial.worker else "")
+        f"[bold]{terminal_safe(search.name)}/{trial.number}[/]  status {trial.status.value}  {search.objectives[0]} "
+        f"{value}  proposer {trial.proposer}"
+        + (f"  worker {terminal_safe(trial.worker)}" if trial.worker else "")
         + (f"  {trial.duration:.1f} s" if trial.duration is not None else "")
     )
     table("decisions", ["decision", "value"], list(trial.arch.items()))
@@ -260,21 +270,20 @@ def _show(args: argparse.Namespace) -> int:
         if len(values) > 1:
             out.print(f"{search.objective} by step: {sparkline(values)}  {values[0]:.4g} -> {values[-1]:.4g}")
     if parent is not None:
-        changes = arch_changes(trial.arch, parent.arch)
         table(
             f"parent {parent.number} ({search.objective} {parent.value if parent.value is not None else '-'})",
             ["decision", f"trial {parent.number}", f"trial {trial.number}"],
-            changes or [("(same architecture)", "", "")],
+            arch_changes(trial.arch, parent.arch) or [("(same architecture)", "", "")],
         )
     elif trial.parent is not None:
         out.print(f"parent {trial.parent} (not stored)")
-    if kids:
-        more = detail.children_total - len(kids)
-        title = f"children ({detail.children_total})" + (f", the first {len(kids)}" if more else "")
-        table(title, ["trial", "status", search.objective], [(k["number"], k["status"], k["value"]) for k in kids])
+    if detail.children:
+        kids = detail.children
+        more = f", the first {len(kids)}" if detail.children_total > len(kids) else ""
+        rows = [(c.number, c.status.value, c.value) for c in kids]
+        table(f"children ({detail.children_total}){more}", ["trial", "status", search.objective], rows)
     if trial.error:
-        out.print(f"[red]error:[/] {escape(trial.error)}")
-    return 0
+        out.print(f"[red]error:[/] {terminal_safe(trial.error)}")
 
 
 def _milestones(summaries: Sequence[queries.SearchSummary]) -> list[int]:
@@ -287,12 +296,12 @@ def _milestones(summaries: Sequence[queries.SearchSummary]) -> list[int]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from automl._render import print_json, table
+    from automl.cli._render import print_json, table
 
     store = _open(args)
     try:
         try:
-            summaries = queries.compare(store, list(args.names))
+            summaries = queries.compare(store, [check_name(n) for n in args.names])
         except ValueError as e:
             raise UsageError(str(e)) from e
     finally:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from automl._checks import UsageError
+from automl._checks import check_positive_int, check_seed
+from automl._errors import UsageError
+from automl._resolve import default_storage
+from search_spaces import Decision
+from store import SearchConfig, SearchRecord, safe_url
 
 __all__ = ["register"]
 
@@ -27,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--evaluator", default="train", help="train (on --dataset) | table[:PATH] (NAS-Bench-201) | path/file.py:fn"
     )
+    p.add_argument("--table", default=None, metavar="CSV", help="NAS-Bench-201 table for --evaluator table")
     p.add_argument("--strategy", default="evolution", help="search strategy (default: evolution)")
     p.add_argument("--trials", type=int, default=24, help="finished evaluations wanted (default: 24)")
     p.add_argument("--budget", type=float, default=None, help="stop at this many simulated seconds (metric 'cost')")
@@ -55,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_search)
 
     t = sub.add_parser("train", help="train one architecture and print its metrics")
-    t.add_argument("space", help="built-in space or path/file.py:fn")
-    t.add_argument("--arch", required=True, help="architecture as JSON, or @file.json")
+    t.add_argument("space", nargs="?", help="built-in space or path/file.py:fn (default: the --arch file's)")
+    t.add_argument("--arch", required=True, help="architecture as JSON, or @file.json (e.g. from automl export)")
     t.add_argument("--dataset", default="digits")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
@@ -77,41 +83,17 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = json.loads(raw)
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip()] = raw
+            value = raw
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--option {key.strip()}: {raw!r} is not a finite number")
+        out[key.strip()] = value
     return out
 
 
-def _search(args: argparse.Namespace) -> int:
-    import automl
-    from automl._api import _next_name, open_store, resolve_space
-    from automl._evaluator_spec import evaluator_from_spec
-    from automl._render import console
-
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
-    if args.trials < 1:
-        raise UsageError(f"trials must be a positive integer, got {args.trials}")
-    options = parse_options(args.option)
-    space, spec = resolve_space(args.space)
-    spec_text = args.evaluator if args.evaluator != "train" else args.dataset
-    evaluator = evaluator_from_spec(
-        spec_text,
-        space,
-        dataset=args.dataset,
-        epochs=args.epochs,
-        seed=args.seed,
-        weights_dir=str(Path(args.keep_weights).resolve()) if args.keep_weights else None,  # export runs elsewhere
-    )
-    table_eval = args.evaluator.startswith("table")
-    objective: str | list[str] = args.objective or ("valid_acc_12ep" if table_eval else "accuracy")
-    if "," in objective:  # several objectives, for nsga2: accuracy,-params
-        objective = [o.strip() for o in objective.split(",")]
-    executor = args.executor or ("local" if args.workers != 1 else "inline")
-    executor_options: dict[str, Any] = {}
+def _executor_options(args: argparse.Namespace, executor: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
     for flag, key, value in (
         ("--ray-address", "address", args.ray_address),
         ("--gpus-per-trial", "num_gpus_per_trial", args.gpus_per_trial),
@@ -120,54 +102,66 @@ def _search(args: argparse.Namespace) -> int:
         if value is not None:
             if executor != "ray":
                 raise UsageError(f"{flag} needs --executor ray")
-            executor_options[key] = value
-    storage = args.storage or automl._api.default_storage()
-    store = open_store(storage)
+            options[key] = value
+    return options
+
+
+def search_config(args: argparse.Namespace) -> SearchConfig:
+    """The :class:`SearchConfig` that ``automl search``'s arguments describe (checked)."""
+    from automl._resolve import config, objectives_from_text, space_spec
+
+    table_eval = args.evaluator.startswith("table")
+    executor = args.executor or ("local" if args.workers != 1 else "inline")
+    evaluator = args.evaluator
+    if args.table is not None:
+        if evaluator != "table":
+            raise UsageError("--table needs --evaluator table")
+        evaluator = f"table:{Path(args.table).resolve()}"
+    elif ".py:" in evaluator:
+        evaluator = space_spec(evaluator)  # absolute: the stored search is found from anywhere
+    return config(
+        space=space_spec(args.space), evaluator=evaluator, dataset=None if table_eval else args.dataset,
+        epochs=args.epochs, strategy=args.strategy, strategy_options=parse_options(args.option),
+        objectives=objectives_from_text(args.objective or ("valid_acc_12ep" if table_eval else "accuracy")),
+        trials=args.trials, budget=args.budget, seed=args.seed, executor=executor, workers=args.workers,
+        executor_options=_executor_options(args, executor), pruner=args.pruner, retries=args.retries,
+        max_failures=args.max_failures,
+        keep_weights=str(Path(args.keep_weights).resolve()) if args.keep_weights else None,
+    )  # fmt: skip
+
+
+def _search(args: argparse.Namespace) -> int:
+    from automl._search import prepare
+    from automl.cli._render import console
+
+    prepared = prepare(search_config(args), name=args.name, storage=args.storage)
+    out, shown = console(), safe_url(prepared.storage)
+
+    def header(record: SearchRecord, resuming: bool) -> None:  # once the search is stored and ours
+        c, verb = record.config, "resuming" if resuming else "search"
+        out.print(f"{verb} [bold]{record.name}[/]: space {c.space}, {c.strategy}, {c.trials} trials, storage {shown}")
+
     try:
-        name = args.name or _next_name(store, f"{space.name}-{args.strategy}")
-        resuming = store.find_search(name) is not None
-        shown = store.safe_url  # no password in the output
-    finally:
-        store.close()
-    out = console()
-    verb = "resuming" if resuming else "search"
-    out.print(f"{verb} [bold]{name}[/]: space {spec}, {args.strategy}, {args.trials} trials, storage {shown}")
-    try:
-        res = automl.search(
-            space,
-            evaluator,
-            strategy=args.strategy,
-            trials=args.trials,
-            objective=objective,
-            storage=storage,
-            name=name,
-            seed=args.seed,
-            workers=args.workers,
-            executor=executor,
-            budget=args.budget,
-            strategy_options=options,
-            executor_options=executor_options,
-            retries=args.retries,
-            max_failures=args.max_failures,
-            progress=not args.no_progress,
-            pruner=args.pruner,
-            config={"dataset": args.dataset, "evaluator_spec": args.evaluator, "epochs": args.epochs},
-            _space_spec=spec,
-        )
+        res = prepared.run(progress=not args.no_progress, on_start=header)
     except KeyboardInterrupt:
-        sys.stderr.write(f"automl: interrupted; unfinished trials were put back. Resume with --name {name}\n")
+        again = f" Resume with --name {args.name}" if args.name else ""
+        sys.stderr.write(f"automl: interrupted; unfinished trials were put back.{again}\n")
         return 130
-    from automl._cmd_results import print_leaderboard
+    from automl.cli._results import print_leaderboard
 
     print_leaderboard(res.storage, res.search, 5)
+    where = "" if prepared.storage == default_storage() else f" --storage '{shown}'"
     out.print(
-        f"\nResults are in {shown} (search [bold]{name}[/]). Look at them with:\n"
-        f"  automl top {name}\n  automl show {name}/<trial>\n  automl status\n  automl dashboard"
+        f"\nResults are in {shown} (search [bold]{res.name}[/]). Look at them with:\n"
+        f"  automl top {res.name}{where}\n  automl show {res.name}/<trial>{where}\n"
+        f"  automl status{where}\n  automl dashboard{where}"
     )
     return 0
 
 
-def _read_arch(text: str) -> dict[str, Any]:
+def _read_arch(text: str) -> tuple[dict[str, Any], str | None]:
+    """The architecture of ``--arch`` (JSON, or ``@file``), and its space when the file is an
+    ``automl export --format json`` (whose ``arch`` is taken)."""
     if text.startswith("@"):
         path = Path(text[1:])
         if not path.is_file():
@@ -179,18 +173,26 @@ def _read_arch(text: str) -> dict[str, Any]:
         raise UsageError(f"--arch is not valid JSON: {e}") from e
     if not isinstance(arch, dict):
         raise UsageError(f"--arch must be a JSON object of decision name to value, got {type(arch).__name__}")
-    return arch
+    if {"arch", "arch_key", "space"} <= set(arch) and isinstance(arch["arch"], dict):  # an exported trial
+        return dict(arch["arch"]), str(arch["space"])
+    return arch, None
 
 
 def _train(args: argparse.Namespace) -> int:
-    from automl._api import resolve_space
-    from automl._evaluator_spec import evaluator_from_spec
-    from automl._jobs import Job, run_job
-    from automl._render import print_json, table
+    from automl._resolve import evaluator_from_spec, resolve_space
+    from automl.cli._render import print_json, table
+    from automl.executors import Job, run_job
     from search_spaces import Arch
 
-    space, _ = resolve_space(args.space)
-    arch = _read_arch(args.arch)
+    if args.epochs is not None:
+        check_positive_int("epochs", args.epochs)
+    check_seed(args.seed)
+    arch, exported_space = _read_arch(args.arch)
+    if args.space is None and exported_space is None:
+        raise UsageError("give the space (built-in name or path/file.py:fn), or --arch @file from automl export")
+    space, spec = resolve_space(args.space or exported_space)
+    if exported_space is not None and args.space is not None and spec != exported_space:
+        raise UsageError(f"--arch was exported from space {exported_space!r}, not {spec!r}")
     evaluator = evaluator_from_spec(args.dataset, space, epochs=args.epochs, seed=args.seed)
     bound = space.bind(**evaluator.context)
     bound.validate(arch)  # InvalidArchitecture names the decision -> exit 2
@@ -204,10 +206,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if done.status == "completed" else 1
 
 
+def _decision_row(d: Decision) -> tuple[str, str, Any, str]:
+    """name, kind, how many values, which: a range decision shows its bounds and scale."""
+    if d.ranged:
+        count = "continuous" if d.kind == "float" else d.cardinality
+        return d.name, d.kind, count, f"[{d.low}, {d.high}]" + (" log" if d.log else "")
+    return d.name, d.kind, len(d.options), ", ".join(map(str, d.options))[:80]
+
+
 def _spaces(args: argparse.Namespace) -> int:
     import search_spaces
-    from automl._api import discover, resolve_space
-    from automl._render import print_json, table
+    from automl._resolve import discover, resolve_space
+    from automl.cli._render import print_json, table
 
     if args.space:
         space, _ = resolve_space(args.space)
@@ -215,8 +225,9 @@ def _spaces(args: argparse.Namespace) -> int:
         if args.json:
             print_json({**space.describe(), "size": str(space.size())})
         else:
-            rows = [(d.name, d.kind, len(d.options), ", ".join(map(str, d.options))[:80]) for d in space.decisions]
-            table(f"{space.name}: {space.size()} architectures", ["decision", "kind", "options", "values"], rows)
+            size = space.size()
+            title = f"{space.name}: " + ("continuous (float decisions)" if size.continuous else f"{size} architectures")
+            table(title, ["decision", "kind", "options", "values"], [_decision_row(d) for d in space.decisions])
         return 0
     rows = []
     for name in search_spaces.names():

@@ -1,8 +1,8 @@
 """Executors run evaluations; the search loop keeps ``workers`` of them in flight.
 
-An executor never touches the database: it hands :class:`~automl._jobs.Step` reports to the
+An executor never touches the database: it hands :class:`~automl.executors._jobs.Step` reports to the
 loop's ``on_step`` (which stores them and may ask to stop the trial) and returns
-:class:`~automl._jobs.Done` events from :meth:`Executor.poll`.
+:class:`~automl.executors._jobs.Done` events from :meth:`Executor.poll`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import abc
 from collections import deque
 from collections.abc import Callable
 
-from automl._jobs import Done, Job, Step, run_job, worker_name
+from automl.executors._jobs import Done, Job, Step, run_job, worker_name
 from evaluators import Evaluator
 
 __all__ = ["Executor", "InlineExecutor", "make_executor"]
@@ -64,6 +64,9 @@ class InlineExecutor(Executor):
         self._evaluator, self._objective, self._on_step = evaluator, objective, on_step
         self._worker = worker_name("inline")
 
+    def next_worker(self) -> str:
+        return self._worker
+
     def submit(self, job: Job) -> None:
         self._queue.append(job)
 
@@ -73,11 +76,15 @@ class InlineExecutor(Executor):
         job = self._queue.popleft()
         return [run_job(self._evaluator, job, self._objective, self._on_step, self._worker)]
 
+    def shutdown(self) -> None:
+        """Jobs submitted and not yet polled are abandoned (none runs while the driver is elsewhere)."""
+        self._queue.clear()
+
 
 _EXECUTORS: dict[str, str] = {
-    "inline": "automl._executors:InlineExecutor",
-    "local": "automl._local:LocalExecutor",
-    "ray": "automl._ray:RayExecutor",
+    "inline": "automl.executors._base:InlineExecutor",
+    "local": "automl.executors._local:LocalExecutor",
+    "ray": "automl.executors._ray:RayExecutor",
 }
 
 

@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -40,11 +39,10 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from automl._checks import UsageError
-from automl._executors import Executor, OnStep
-from automl._jobs import Done, Job, Step, run_job, worker_name
-from automl._local import dump_evaluator, load_evaluator, user_modules
-from evaluators import Evaluator
+from automl._errors import UsageError, first_line
+from automl.executors._jobs import Done, Job, Step, worker_name
+from automl.executors._shipping import ShippedEvaluator
+from automl.executors._slots import Slot, SlotPool
 
 __all__ = ["RayExecutor", "init_local_ray"]
 
@@ -129,43 +127,26 @@ class _RayWorker:
         self.objective, self.broker = objective, broker
         gpus = ray.get_gpu_ids()
         self.name = worker_name(f"gpu{','.join(map(str, gpus))}" if gpus else "")
-        self.error: str | None = None
-        self.evaluator: Evaluator | None = None
-        try:
-            self.evaluator = load_evaluator(payload, modules)
-        except BaseException as e:
-            self.error = f"Ray worker could not load the evaluator: {type(e).__name__}: {e}"
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-        except Exception:
-            pass
+        self.shipped = ShippedEvaluator(payload, modules, threads, "Ray worker")
 
     def ready(self) -> tuple[str, str | None]:
-        return self.name, self.error
+        return self.name, self.shipped.error
 
     def evaluate(self, job: Job) -> Done:
-        if self.evaluator is None:
-            return Done(job.number, "failed", error=self.error, worker=self.name)
-
         def on_step(step: Step) -> bool:
             return bool(ray.get(self.broker.report.remote((job.number, job.attempt), step)))
 
-        return run_job(self.evaluator, job, self.objective, on_step, self.name)
+        return self.shipped.run(job, self.objective, on_step, self.name)
 
 
-@dataclass
-class _Slot:
-    actor: Any
-    ready_ref: Any
-    name: str  # "host:pid[/gpuN]" once the actor has started; a placeholder before
-    job: Job | None = None
+@dataclass(eq=False)
+class _ActorSlot(Slot):
+    actor: Any = None
+    ready_ref: Any = None  # the actor's ready() call, until it has answered
     ref: Any = None  # the running evaluate() call
-    started: float = 0.0
 
 
-class RayExecutor(Executor):
+class RayExecutor(SlotPool[_ActorSlot]):
     """Evaluates on Ray: ``workers`` actors of ``num_cpus_per_trial`` CPUs and ``num_gpus_per_trial`` GPUs.
 
     Args:
@@ -182,6 +163,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    kind = "Ray worker"
 
     def __init__(
         self,
@@ -194,14 +176,12 @@ class RayExecutor(Executor):
         runtime_env: Mapping[str, Any] | None = None,
         startup_timeout: float = 120.0,
     ) -> None:
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
-            raise ValueError(f"workers must be a non-negative integer (0: automatic), got {workers!r}")
         for label, value in (("num_cpus_per_trial", num_cpus_per_trial), ("num_gpus_per_trial", num_gpus_per_trial)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{label} must be a number >= 0, got {value!r}")
         if address is not None and not isinstance(address, str):
             raise ValueError(f"address must be 'auto', 'HOST:PORT' or None, got {address!r}")
-        super().__init__(workers or 0)
+        super().__init__(workers)
         self.address = address
         self.num_cpus_per_trial = float(num_cpus_per_trial)
         self.num_gpus_per_trial = float(num_gpus_per_trial)
@@ -210,7 +190,6 @@ class RayExecutor(Executor):
         self.startup_timeout = startup_timeout
         self._owns_ray = False
         self._fit = 1
-        self._slots: list[_Slot] = []
         self._broker: Any = None
         self._take_ref: Any = None
 
@@ -221,22 +200,16 @@ class RayExecutor(Executor):
         )
 
     # -- life cycle ---------------------------------------------------------------------------
-    def start(self, evaluator: Evaluator, objective: str, on_step: OnStep) -> None:
-        payload = dump_evaluator(evaluator)
-        self._objective, self._on_step = objective, on_step
-        try:
-            self._connect()
-            self._check_resources()
-            self._payload_ref = ray.put(payload)
-            self._modules = user_modules()
-            self._worker_cls = ray.remote(_RayWorker)
-            self._broker = ray.remote(num_cpus=0)(_StepBroker).remote()
-            self._take_ref = self._broker.take.remote()
-            self._slots = [self._new_slot(i) for i in range(self.workers)]
-            self._wait_ready()
-        except BaseException:
-            self.shutdown()
-            raise
+    def _start(self, payload: bytes, modules: dict[str, str]) -> None:
+        self._connect()
+        self._check_resources()
+        self._payload_ref = ray.put(payload)
+        self._modules = modules
+        self._worker_cls = ray.remote(_RayWorker)
+        self._broker = ray.remote(num_cpus=0)(_StepBroker).remote()
+        self._take_ref = self._broker.take.remote()
+        self._slots = [self._new_slot(i) for i in range(self.workers)]
+        self._wait_ready()
 
     def _connect(self) -> None:
         if ray.is_initialized():
@@ -269,12 +242,12 @@ class RayExecutor(Executor):
         if not self.workers:
             self.workers = self._fit
 
-    def _new_slot(self, index: int) -> _Slot:
+    def _new_slot(self, index: int) -> _ActorSlot:
         threads = max(1, int(self.num_cpus_per_trial))
         actor = self._worker_cls.options(
             num_cpus=self.num_cpus_per_trial, num_gpus=self.num_gpus_per_trial, max_restarts=0
         ).remote(self._payload_ref, self._modules, self._objective, self._broker, threads)
-        return _Slot(actor, actor.ready.remote(), f"ray-worker-{index}")
+        return _ActorSlot(index, f"ray-worker-{index}", actor=actor, ready_ref=actor.ready.remote())
 
     def _wait_ready(self) -> None:
         """Wait for the actors to start; raise if the evaluator does not load, or none can start."""
@@ -294,11 +267,11 @@ class RayExecutor(Executor):
                 f"the cluster has {ray.cluster_resources()})"
             )
 
-    def _take_ready(self, slot: _Slot) -> None:
+    def _take_ready(self, slot: _ActorSlot) -> None:
         try:
             name, error = ray.get(slot.ready_ref)
         except ray.exceptions.RayError as e:
-            raise RuntimeError(f"a Ray worker failed to start: {_first_line(e)}") from e
+            raise RuntimeError(f"a Ray worker failed to start: {first_line(e, 300)}") from e
         if error:
             raise UsageError(error)
         slot.name, slot.ready_ref = name, None
@@ -319,12 +292,6 @@ class RayExecutor(Executor):
             self._owns_ray = False
 
     # -- jobs -----------------------------------------------------------------------------------
-    def _idle(self) -> _Slot:
-        for s in self._slots:
-            if s.job is None:
-                return s
-        raise RuntimeError(f"all {len(self._slots)} Ray workers are busy; poll before submitting more")
-
     def next_worker(self) -> str:
         slot = self._idle()
         if slot.ready_ref is not None:  # started since? (never blocks)
@@ -334,26 +301,22 @@ class RayExecutor(Executor):
                     self._take_ready(slot)
         return slot.name
 
-    def submit(self, job: Job) -> None:
-        slot = self._idle()
-        slot.job, slot.ref, slot.started = job, slot.actor.evaluate.remote(job), time.monotonic()
+    def _send(self, slot: _ActorSlot, job: Job) -> None:
+        slot.ref = slot.actor.evaluate.remote(job)
 
-    def poll(self, timeout: float) -> list[Done]:
-        deadline = time.monotonic() + timeout
-        out: list[Done] = []
-        while True:
-            busy = {s.ref: s for s in self._slots if s.job is not None}
-            refs = [*busy, self._take_ref]
-            ready, _ = ray.wait(refs, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
-            if ready:  # and whatever else is ready by now
-                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            for ref in ready:
-                if ref is self._take_ref:
-                    self._answer_steps()
-                else:
-                    out.append(self._collect(busy[ref]))
-            if out or time.monotonic() >= deadline:
-                return out
+    def _wait(self, timeout: float, out: list[Done]) -> None:
+        busy = {s.ref: s for s in self._slots if s.job is not None}
+        refs = [*busy, self._take_ref]
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:  # and whatever else is ready by now
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            if ref is self._take_ref:
+                self._answer_steps()
+            else:
+                done = self._collect(busy[ref])
+                if done is not None:
+                    out.append(done)
 
     def _answer_steps(self) -> None:
         reports = ray.get(self._take_ref)
@@ -361,30 +324,19 @@ class RayExecutor(Executor):
         decisions = [(key, bool(self._on_step(step))) for key, step in reports]
         self._broker.answer.remote(decisions)
 
-    def _collect(self, slot: _Slot) -> Done:
-        job: Job = slot.job  # type: ignore[assignment]  # only busy slots are polled
-        slot.job = None
+    def _collect(self, slot: _ActorSlot) -> Done | None:
+        job: Job = slot.job  # type: ignore[assignment]  # only busy slots are collected
+        ref, slot.ref = slot.ref, None
         try:
-            return ray.get(slot.ref)
+            done: Done = ray.get(ref)
         except ray.exceptions.RayTaskError as e:  # evaluate() itself raised: not the worker's death
-            return Done(job.number, "failed", error=f"Ray task failed: {_first_line(e)}", worker=slot.name)
+            done = Done(job.number, "failed", error=f"Ray task failed: {first_line(e, 300)}", worker=slot.name)
         except ray.exceptions.RayError as e:  # the actor, its process or its node is gone
-            seconds = time.monotonic() - slot.started
-            error = (
-                f"Ray worker died after {seconds:.1f} s on trial {job.number} ({slot.name}): "
-                f"{type(e).__name__}: {_first_line(e)}"
-            )
-            index = self._slots.index(slot)
-            with suppress(Exception):
-                ray.kill(slot.actor, no_restart=True)
-            self._slots[index] = self._new_slot(index)
-            return Done(job.number, "failed", error=error, transient=True, worker=slot.name)
-        finally:
-            slot.ref = None
+            return self._lost(slot, "Ray worker died", f": {type(e).__name__}: {first_line(e, 300)}")
+        slot.job = None
+        return done
 
-
-def _first_line(e: BaseException) -> str:
-    for line in str(e).splitlines():
-        if line.strip():
-            return " ".join(line.split())[:300]
-    return type(e).__name__
+    def _replace(self, slot: _ActorSlot) -> _ActorSlot:
+        with suppress(Exception):
+            ray.kill(slot.actor, no_restart=True)
+        return self._new_slot(slot.index)

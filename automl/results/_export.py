@@ -29,14 +29,14 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from automl._checks import UsageError
+from automl._errors import UsageError, install_hint
+from automl._files import atomic_write
 from store import SearchRecord, TrialRecord
 
 __all__ = ["FORMATS", "Exported", "build_model", "export", "export_trial", "load_pt", "model_context"]
@@ -56,12 +56,9 @@ class Exported:
 
 def model_context(search: SearchRecord) -> tuple[dict[str, Any], str]:
     """``{"input_shape": [...], "num_classes": n}`` of the search's data, and where it came from."""
-    config = search.config if isinstance(search.config, Mapping) else {}
-    described = config.get("evaluator")
-    context = described.get("context") if isinstance(described, Mapping) else None
-    if isinstance(context, Mapping) and "input_shape" in context:
-        return {"input_shape": list(context["input_shape"]), "num_classes": int(context["num_classes"])}, "evaluator"
-    dataset = config.get("dataset")
+    if search.config.context:
+        return search.config.context, "evaluator"
+    dataset = search.config.data
     if isinstance(dataset, str) and dataset:
         from evaluators import DatasetError, datasets
 
@@ -107,9 +104,13 @@ def build_model(search: SearchRecord, trial: TrialRecord) -> tuple[Any, dict[str
 
 
 def _check_output(path: Path) -> Path:
-    if path.is_dir():
+    """Refuse, before any work, what :func:`atomic_write` would refuse after it."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if target.is_dir():
         raise UsageError(f"-o {str(path)!r} is a directory; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
+    if target.exists() and not target.is_file():
+        raise UsageError(f"refusing to write {str(path)!r}: it is not a regular file")
+    parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
@@ -140,7 +141,7 @@ def export_trial(search: SearchRecord, trial: TrialRecord, fmt: str, path: str |
     out = _check_output(Path(path))
     if fmt == "json":
         payload = {**_meta(search, trial, model_context(search)[0]), "metrics": dict(trial.metrics)}
-        _write_atomic(out, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n"))
+        atomic_write(out, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n"))
         return Exported(out, fmt, False, "decisions only")
     import torch
 
@@ -152,14 +153,14 @@ def export_trial(search: SearchRecord, trial: TrialRecord, fmt: str, path: str |
     if fmt == "pt":
         blob = {"format": _PT_FORMAT, **meta, "state_dict": model.state_dict(), "trained": trained}
         blob["metrics"] = dict(trial.metrics)
-        _write_atomic(out, lambda tmp: torch.save(blob, tmp))
+        atomic_write(out, lambda tmp: torch.save(blob, tmp))
     elif fmt == "torchscript":
         example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
         files = {"automl.json": json.dumps(meta)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch 2.13 marks TorchScript deprecated; it still loads everywhere
             traced = torch.jit.trace(model, example)
-            _write_atomic(out, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=files))
+            atomic_write(out, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=files))
     else:
         _export_onnx(model, shape, meta, out)
     return Exported(out, fmt, trained, note)
@@ -172,9 +173,7 @@ def _export_onnx(model: Any, shape: list[int], meta: Mapping[str, Any], out: Pat
         import onnx
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError as e:
-        raise UsageError(
-            f"format onnx needs the onnx and onnxscript packages ({e}); pip install 'automl[export]'"
-        ) from e
+        raise UsageError(f"format onnx needs the onnx and onnxscript packages ({e}); {install_hint('export')}") from e
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
 
     def write(tmp: Path) -> None:
@@ -202,35 +201,21 @@ def _export_onnx(model: Any, shape: list[int], meta: Mapping[str, Any], out: Pat
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
 
-    _write_atomic(out, write)
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """``write(tmp)`` into a temporary file beside ``path``, then rename it: never half a file."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except PermissionError as e:
-        raise UsageError(f"cannot write {str(path)!r}: {e.strerror}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(out, write)
 
 
 def export(
     search: str, number: int, path: str | os.PathLike[str], *, format: str = "torchscript", storage: str | None = None
 ) -> Exported:
     """Write trial ``number`` of search ``search`` to ``path`` (``format``: pt, torchscript, onnx
-    or json; see :mod:`automl._export`). The returned record says whether the weights are trained.
+    or json; see :mod:`automl.results._export`). The returned record says whether the weights are trained.
 
     >>> automl.export("demo", 17, "best.ts", format="torchscript")   # doctest: +SKIP
     >>> torch.jit.load("best.ts")(x)                                   # doctest: +SKIP
     """
-    from automl._api import open_store
+    from automl._resolve import open_store
 
-    store = open_store(storage)
+    store = open_store(storage, read_only=True)
     try:
         record = store.get_search(search)
         trial = store.get_trial(record.id, number)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from automl._checks import UsageError
+from automl._errors import UsageError
 from automl._result import trials_frame
 from store import Store, queries
 
@@ -24,9 +24,9 @@ T = TypeVar("T")
 
 
 def _query(storage: str | None, run: Callable[[Store], T]) -> T:
-    from automl._api import open_store
+    from automl._resolve import open_store
 
-    store = open_store(storage)
+    store = open_store(storage, read_only=True)
     try:
         return run(store)
     except ValueError as e:  # a bad argument: name it as the user's
@@ -36,7 +36,7 @@ def _query(storage: str | None, run: Callable[[Store], T]) -> T:
 
 
 def leaderboard(
-    name: str | None,
+    name: str | None = None,
     storage: str | None = None,
     k: int = 10,
     *,

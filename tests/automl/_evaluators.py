@@ -122,3 +122,76 @@ class Curves:
             acc = final * step / self.steps
             report(step, {"accuracy": acc})
         return {"accuracy": acc, "epochs": self.steps}
+
+
+# -- the executor conformance suite ---------------------------------------------------------------------
+def odd_metrics(what: str) -> Any:
+    """What an evaluator returns, by name: numpy and torch scalars, values JSON cannot hold, a non-dict.
+
+    Built where the evaluator runs (a worker process, a Ray actor), so that no test pickles them.
+    """
+    import datetime
+    import pathlib
+
+    import numpy as np
+    import torch
+
+    table: dict[str, Any] = {
+        "np_float32": {"accuracy": np.float32(0.5), "loss": np.float64(0.25), "params": np.int64(7)},
+        "torch_0d": {"accuracy": torch.tensor(0.75), "epochs": torch.tensor(3), "ok": np.bool_(True)},
+        "nested": {"accuracy": 1, "curve": [np.float32(0.5), {"best": torch.tensor(2.5)}], "tags": ("a", None)},
+        "path": {"accuracy": 0.5, "checkpoint": pathlib.Path("/tmp/ckpt.pt")},
+        "set": {"accuracy": 0.5, "ops": {"conv"}},
+        "datetime": {"accuracy": 0.5, "when": datetime.datetime(2024, 1, 2)},
+        "object": {"accuracy": 0.5, "model": object()},
+        "huge_int": {"accuracy": 0.5, "flops": 10**400},
+        "inf_loss": {"accuracy": 0.5, "loss": float("inf")},
+        "nan_nested": {"accuracy": 0.5, "curve": [0.1, float("nan")]},
+        "bool_objective": {"accuracy": True},
+        "str_objective": {"accuracy": "0.9"},
+        "nan": {"accuracy": float("nan")},
+        "list": [0.5],
+    }
+    return table[what]
+
+
+class Scripted:
+    """Does what the architecture says, for the executor conformance suite: ``arch["do"]`` is
+
+    - ``steps``: ``n`` reports (numpy scores), then ``{"accuracy": 1.0, "pid": ...}``;
+    - ``return``: :func:`odd_metrics` of ``arch["what"]``; ``raise``: a ValueError;
+    - ``barrier``: wait (up to 30 s) until ``parties`` jobs have reached ``folder``;
+    - ``stall``: write its pid to ``folder`` and sleep a minute; ``kill``: SIGKILL itself.
+    """
+
+    def __call__(self, arch: Mapping[str, Any], report: Report) -> Any:
+        import numpy as np
+
+        do = arch["do"]
+        if do == "steps":
+            for step in range(1, arch["n"] + 1):
+                report(step, {"accuracy": np.float32(step / arch["n"])})
+            return {"accuracy": 1.0, "pid": os.getpid()}
+        if do == "return":
+            return odd_metrics(arch["what"])
+        if do == "raise":
+            raise ValueError("evaluator exploded")
+        if do == "barrier":
+            return self._barrier(arch["folder"], arch["parties"], arch["id"])
+        if do == "stall":
+            with open(os.path.join(arch["folder"], str(os.getpid())), "w"):
+                pass
+            time.sleep(60)
+        if do == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)
+        raise ValueError(f"unknown instruction {do!r}")
+
+    @staticmethod
+    def _barrier(folder: str, parties: int, me: int) -> dict[str, Any]:
+        with open(os.path.join(folder, str(me)), "w"):
+            pass
+        deadline = time.monotonic() + 30.0
+        while len(os.listdir(folder)) < parties and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"accuracy": float(len(os.listdir(folder))), "pid": os.getpid()}

@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from automl.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,3 +59,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """``automl ARGS`` in this process: exit code, stdout and stderr."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> Ran:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run

@@ -61,8 +61,24 @@ BAD_INPUTS = [
     (["top", "ghost"], "no search named 'ghost'"),
     (["train", "nb201", "--arch", '{"1<-0": "conv"}'], "decision '1<-0' got 'conv'"),
     (["train", "nb201", "--arch", "{nope"], "--arch is not valid JSON"),
-    (["search", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["search", "--epochs", "0"], "epochs must be a positive integer, got 0"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    # Found when the product was attacked (issue 9): each was "unexpected error", exit 1, or worse.
+    (["search", "--option", "population_size=abc"], "`population_size` must be a positive int"),
+    (["search", "--option", "population_size=-3"], "`population_size` must be a positive int"),
+    (["search", "--option", "population_size=NaN"], "population_size: 'NaN' is not a finite number"),
+    (["search", "--evaluator", "{tmp}/deco.py:net"], "is a search space, not an evaluator"),
+    (["search", "--epochs", "-1"], "epochs must be a positive integer, got -1"),
+    (["search", "--name", ""], "search name must be"),
+    (["search", "--objective", "loss"], "objective 'loss' is better low: give '-loss'"),
+    (["search", "--table", "x.csv"], "--table needs --evaluator table"),
+    (["search", "nb201", "--evaluator", "table", "--table", "{tmp}/none.csv"], "none.csv"),
+    (["show", "known/99999999999999999999"], "trial must be a number (0 to 2147483647)"),
+    (["show", "known/\u0663"], "trial must be a number"),
+    (["top", "\u00f1ame"], "search name must be"),
+    (["top", "x" * 5000], "search name must be"),
+    (["top", "known", "--status", "nope"], "--status must be one of"),
+    (["train", "nb201", "--arch", "{}", "--epochs", "-2"], "epochs must be a positive integer, got -2"),
 ]
 
 
@@ -80,6 +96,8 @@ def known_db(tmp_path_factory):
 def test_bad_input_one_line_exit_2_database_untouched(tmp_path, known_db, args, message):
     (tmp_path / "space.py").write_text("def other(a):\n    return a.choice('x', [1])\n")
     (tmp_path / "raises.py").write_text("raise RuntimeError('bad space file')\n")
+    decorated = "from search_spaces import space\n\n@space\ndef net(a):\n    return a.choice('x', [1])\n"
+    (tmp_path / "deco.py").write_text(decorated)
     db = tmp_path / "automl.db"
     shutil.copy(known_db, db)
     url = f"sqlite:///{db}"
@@ -92,6 +110,7 @@ def test_bad_input_one_line_exit_2_database_untouched(tmp_path, known_db, args, 
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert message in lines[0]
+    assert r.stdout == ""  # nothing is printed before the input it describes is checked
     assert "Traceback" not in r.stderr
     assert _dump(url) == before  # nothing stored was touched
 

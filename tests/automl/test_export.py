@@ -18,7 +18,7 @@ import torch
 
 import automl
 import search_spaces
-from automl._export import export_trial
+from automl.results._export import export_trial
 from evaluators import TrainConfig, TrainingEvaluator
 from store import Store
 
@@ -43,7 +43,7 @@ def _best(url: str):  # type: ignore[no-untyped-def]
 
 def _reference(search, trial) -> torch.nn.Module:  # type: ignore[no-untyped-def]
     """The model built from the space, with the weights the evaluator kept."""
-    context = search.config["evaluator"]["context"]
+    context = search.config.evaluator_info["context"]
     model = search_spaces.load("cnn").bind(
         input_shape=tuple(context["input_shape"]), num_classes=context["num_classes"]
     )
@@ -59,7 +59,7 @@ def _inputs(n: int = 5) -> torch.Tensor:
 def test_trained_weights_are_kept_and_found(demo: tuple[str, Path]) -> None:
     search, trial = _best(demo[0])
     assert Path(trial.metrics["weights"]).is_file() and trial.metrics["weights"].endswith(f"{trial.arch_key}.pt")
-    assert search.config["evaluator"]["config"]["weights_dir"] == str(demo[1] / "weights")
+    assert search.config.evaluator_info["config"]["weights_dir"] == str(demo[1] / "weights")
 
 
 def test_torchscript_matches_and_loads_without_automl(demo: tuple[str, Path], tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +16,10 @@ import pandas as pd
 import pytest
 
 import automl
-from automl._cmd_results import arch_changes, sparkline
-from automl.cli import main
+from automl.cli._results import arch_changes, sparkline
 from store import Store, TrialStatus
 
-from .conftest import run_cli
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
-    """``automl ARGS`` in this process: exit code, stdout and stderr."""
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str) -> Ran:
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as e:  # argparse
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return Ran(code, out, err)
-
-    return run
+from .conftest import Ran, run_cli
 
 
 def score(arch: Mapping[str, Any], report: Any) -> dict[str, Any]:

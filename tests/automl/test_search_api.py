@@ -111,7 +111,7 @@ def test_minimize_objective_and_budget(sqlite_url):
     [
         ({"trials": 0}, UsageError, "trials must be a positive integer, got 0"),
         ({"trials": "5"}, UsageError, "trials must be a positive integer, got '5'"),
-        ({"workers": -1}, UsageError, "workers must be a positive integer"),
+        ({"workers": -1}, UsageError, "workers must be a non-negative integer"),
         ({"seed": -2}, UsageError, "seed must be a non-negative integer"),
         ({"strategy": "nope"}, UnknownStrategy, "unknown strategy 'nope'"),
         ({"name": "bad name!"}, UsageError, "search name must be"),
@@ -147,9 +147,35 @@ def test_resuming_with_other_options_is_refused(sqlite_url):
         automl.search("nb201", conv_count, strategy="evolution", trials=2, storage=sqlite_url, name="x")
 
 
-def test_load_unknown_search(sqlite_url):
+def test_load_unknown_search(sqlite_url, tmp_path):
+    with pytest.raises(NotFound, match="no database file"):  # and none is made
+        automl.load("ghost", storage=sqlite_url)
+    assert not (tmp_path / "automl.db").exists()
+    automl.search("nb201", conv_count, strategy="random", trials=1, storage=sqlite_url, name="x")
     with pytest.raises(NotFound, match="no search named 'ghost'"):
         automl.load("ghost", storage=sqlite_url)
+
+
+def test_repr_hides_the_password():
+    res = automl.SearchResult("x", "postgresql+psycopg://me:s3cret@db.example/automl", None)  # type: ignore[arg-type]
+    assert "s3cret" not in repr(res) and "***" in repr(res)
+
+
+def test_resume_refuses_other_strategy_options_before_changing_anything(sqlite_url):
+    automl.search("nb201", conv_count, strategy="evolution", trials=2, storage=sqlite_url, name="x",
+                  strategy_options={"population_size": 5})  # fmt: skip
+    with pytest.raises(UsageError, match="exists with strategy options"):
+        automl.search("nb201", conv_count, strategy="evolution", trials=9, storage=sqlite_url, name="x",
+                      strategy_options={"population_size": 6})  # fmt: skip
+    assert automl.load("x", storage=sqlite_url).search.config.trials == 2
+
+
+def test_loss_like_objective_needs_a_direction(sqlite_url):
+    with pytest.raises(UsageError, match="objective 'loss' is better low: give '-loss'"):
+        automl.search("nb201", conv_count, objective="loss", trials=1, storage=sqlite_url)
+    res = automl.search("nb201", lambda a: {"loss": 1.0, "accuracy": 0.5}, objective="+loss", trials=1,
+                        storage=sqlite_url, name="up")  # fmt: skip
+    assert res.search.objectives == ("loss",) and res.search.maximize
 
 
 def test_conditional_user_space(sqlite_url):

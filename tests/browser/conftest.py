@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
 ]
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+CONTROL_NAME = "ctl\x1b[1mname"  # a search name the store takes (automl's own checks would refuse it)
+ANSI_ERROR = "RuntimeError: \x1b[31mboom\x1b[0m\x07 at\x00 step\r\n\u202eevil\x9b"  # controls, as text
 
 
 def nb201_score(arch: Mapping[str, Any], report: Any) -> dict[str, Any]:
@@ -70,13 +72,35 @@ def make_database(path: Path) -> str:
     return url
 
 
+def make_tiny_database(path: Path) -> str:
+    """A cnn search "tiny" (three completed trials and a failed one whose error is ANSI_ERROR) and
+    an empty one named CONTROL_NAME."""
+    from store import SearchConfig, Store, TrialStatus
+
+    url = f"sqlite:///{path}"
+    with Store(url) as store:
+        search = store.create_search("tiny", SearchConfig(space="cnn", strategy="random", trials=10))
+        for i, status in enumerate([TrialStatus.COMPLETED] * 3 + [TrialStatus.FAILED]):
+            trial = store.add_trial(
+                search.id, arch={"depth": 1, "layer0.width": 8 << i}, arch_key=f"k{i}", proposer="x"
+            )
+            store.start_trial(search.id, trial.number)
+            if status is TrialStatus.FAILED:
+                store.finish_trial(search.id, trial.number, status, error=ANSI_ERROR)
+            else:
+                metrics = {"accuracy": 0.5 + i / 10, "params": 1000 * (i + 1)}
+                store.finish_trial(search.id, trial.number, status, metrics=metrics, value=metrics["accuracy"])
+        store.create_search(CONTROL_NAME, SearchConfig(space="cnn", strategy="random", trials=10))
+    return url
+
+
 def _edges() -> tuple[str, ...]:
     from search_spaces.nb201 import EDGES
 
     return EDGES
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -99,6 +123,11 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_tiny_database(tmp_path_factory.mktemp("tiny") / "tiny.db")
+
+
+@pytest.fixture(scope="session")
 def server(db_url: str) -> Iterator[str]:
     """The dashboard on 127.0.0.1:<free port>, in a thread; its base URL."""
     import uvicorn
@@ -106,7 +135,7 @@ def server(db_url: str) -> Iterator[str]:
     from automl.dashboard import create_app
 
     app = create_app(db_url, refresh_seconds=1.0)
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

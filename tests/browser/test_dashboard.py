@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from automl._render import fmt
-from store import Store, TrialStatus, queries
+from automl.cli._render import fmt
+from store import SearchConfig, Store, TrialStatus, queries
 
 pytestmark = pytest.mark.browser
 
@@ -149,7 +149,7 @@ def test_compare_overlays_the_searches(page: Any, server: str, db_url: str, scre
 
 def test_pages_refresh_while_a_search_runs(page: Any, server: str, db_url: str, screenshots: Path) -> None:
     with Store(db_url) as store:
-        search = store.create_search("live", space="nb201", strategy="random", objectives=["accuracy"], config={})
+        search = store.create_search("live", SearchConfig(space="nb201", strategy="random", objectives=("accuracy",)))
         try:
             page.goto(f"{server}/search/live")
             assert page.locator("#count-completed").inner_text() == "0"
