@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from store import _queries as queries
 from store._config import ConfigError, SearchConfig
-from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
+from store._records import FinalRecord, SearchRecord, StepRecord, TrialRecord, TrialStatus
 from store._storage import LEASE_SECONDS, NotFound, SchemaError, SearchBusy, StorageError, Store, safe_url
 
 __all__ = [
     "LEASE_SECONDS",
     "ConfigError",
+    "FinalRecord",
     "NotFound",
     "SchemaError",
     "SearchBusy",

@@ -54,13 +54,17 @@ class SearchConfig:
 
     space: str  # built-in space name, or an absolute "path/to/file.py:function"
     evaluator: str = "train"  # train | table[:PATH] | path/file.py:function | python (a callable from Python)
-    dataset: str | None = "digits"  # what "train" trains on: digits | mnist1d | path/to/data.npz
+    dataset: str | None = "digits"  # what "train" trains on: digits | mnist1d | data.npz | data.csv | folder | f.py:fn
+    target: str | None = None  # the label column of a CSV dataset
+    image_size: int | None = None  # images of a folder dataset are resized to this (square)
     epochs: int | None = None  # training epochs per child; None: the evaluator's default
+    recipe: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig fields: lr, optimizer, schedule, ...
     strategy: str = "evolution"  # random | evolution | rl | reinforce | tpe | nsga2 | ...
     strategy_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"population_size": 30}
     objectives: tuple[str, ...] = ("accuracy",)  # metric names; a leading "-" minimizes
-    trials: int = 100  # finished evaluations (completed or pruned) to stop at
+    trials: int | None = 100  # finished evaluations (completed or pruned) to stop at; None: no cap
     budget: float | None = None  # stop once the summed "cost" metric reaches this
+    time: float | None = None  # stop proposing once drivers have run this many seconds (over resumes)
     seed: int | None = None
     executor: str = "inline"  # inline | local | ray
     workers: int = 1  # evaluations in flight; 0: the executor decides (per GPU, else per core)
@@ -82,20 +86,27 @@ class SearchConfig:
         if self.dataset is not None:
             _text(self.dataset, "dataset")
         _int(self.epochs, "epochs", low=1, optional=True)
-        _int(self.trials, "trials", low=1)
+        _int(self.trials, "trials", low=1, optional=True)
+        _int(self.image_size, "image_size", low=1, optional=True)
+        if self.target is not None:
+            _text(self.target, "target")
         _int(self.seed, "seed", low=0, optional=True)
         _int(self.workers, "workers", low=0)
         _int(self.retries, "retries", low=0)
         _int(self.max_failures, "max_failures", low=1)
-        if self.budget is not None:
-            b = self.budget
+        for name, what in (("budget", "summed 'cost' metric"), ("time", "seconds")):
+            b = getattr(self, name)
+            if b is None:
+                continue
             if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0:
-                raise ConfigError(f"budget must be a positive number (summed 'cost' metric), got {b!r}")
-            object.__setattr__(self, "budget", float(b))
+                raise ConfigError(f"{name} must be a positive number ({what}), got {b!r}")
+            object.__setattr__(self, name, float(b))
+        if self.trials is None and self.budget is None and self.time is None:
+            raise ConfigError("a search needs a stopping rule: trials, budget or time")
         if self.keep_weights is not None:
             _text(self.keep_weights, "keep_weights")
         object.__setattr__(self, "objectives", _objectives(self.objectives))
-        for name in ("strategy_options", "executor_options", "space_info", "evaluator_info"):
+        for name in ("recipe", "strategy_options", "executor_options", "space_info", "evaluator_info"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name} must be a mapping, got {value!r}")

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from store._config import SearchConfig
-from store._records import SearchRecord, TrialRecord, TrialStatus
+from store._records import FinalRecord, SearchRecord, TrialRecord, TrialStatus
 
 __all__ = ["Base", "CheckpointModel", "SearchModel", "StepModel", "TrialModel", "UTCDateTime"]
 
@@ -86,6 +86,8 @@ class SearchModel(Base):
     created_at: Mapped[dt.datetime]
     driver: Mapped[str | None] = mapped_column(String(255))  # "host:pid" holding the search
     driver_heartbeat_at: Mapped[dt.datetime | None]
+    # Wall-clock seconds drivers have spent running the search, summed over resumes (--time).
+    elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # Counters handed out atomically (UPDATE ... SET n = n + 1 RETURNING n): trial numbers and
     # result sequence numbers never collide, whatever the number of processes.
     trial_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -124,6 +126,7 @@ class SearchModel(Base):
             created_at=self.created_at,
             driver=self.driver,
             driver_heartbeat_at=self.driver_heartbeat_at,
+            elapsed_seconds=self.elapsed_seconds or 0.0,
         )
 
 
@@ -206,3 +209,21 @@ class CheckpointModel(Base):
     result_seq: Mapped[int] = mapped_column(Integer)
     state: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime]
+
+
+class FinalModel(Base):
+    """A final training of one architecture (a trial's) on train+val, scored on the test split."""
+
+    __tablename__ = "finals"
+    __table_args__ = (UniqueConstraint("search_id", "number", "seed", "epochs"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # the trial whose architecture was retrained
+    seed: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]]  # test_accuracy, test_loss, train_seconds, weights, ...
+    created_at: Mapped[dt.datetime]
+
+    def to_record(self) -> FinalRecord:
+        return FinalRecord(self.search_id, self.number, self.seed, self.epochs, dict(self.metrics), self.created_at)

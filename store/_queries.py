@@ -444,8 +444,43 @@ def decision_stats(store: Store, search: SearchRef, k: int | None = None) -> Dec
 _Counts = dict[tuple[str, str], int]  # (decision, option JSON text) -> trials
 
 
+def _ranges(search: SearchRecord) -> dict[str, tuple[float, ...]]:
+    """Bin edges of the search's range decisions (floats, log integers), by decision name."""
+    from search_spaces import Decision
+
+    out = {}
+    for d in search.config.space_info.get("decisions") or []:
+        if isinstance(d, Mapping) and d.get("kind") in ("float", "integer") and d.get("low") is not None:
+            try:
+                decision = Decision.from_dict(d)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if decision.ranged:
+                out[decision.name] = decision.bin_edges(10)
+    return out
+
+
+def _binned(counts: _Counts, ranges: Mapping[str, tuple[float, ...]]) -> _Counts:
+    """A range decision's values gathered into its bins, labelled ``"[low, high)"``."""
+    from search_spaces import Decision
+
+    out: _Counts = {}
+    for (name, text), n in counts.items():
+        edges = ranges.get(name)
+        value = json.loads(text) if edges is not None else None
+        if edges is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            b = Decision.bin_of(value, edges)
+            close = "]" if b == len(edges) - 2 else ")"
+            text = json.dumps(f"[{edges[b]:.3g}, {edges[b + 1]:.3g}{close}")
+        out[(name, text)] = out.get((name, text), 0) + n
+    return out
+
+
 def _stat_rows(search: SearchRecord, everyone: _Counts, best: _Counts) -> tuple[DecisionStat, ...]:
-    # Post-processing of aggregated rows only (a few per decision).
+    # Post-processing of aggregated rows only (a few per decision; a range decision's in its bins).
+    ranges = _ranges(search)
+    if ranges:
+        everyone, best = _binned(everyone, ranges), _binned(best, ranges)
     having: dict[str, int] = {}
     top_having: dict[str, int] = {}
     for (name, _), n in everyone.items():

@@ -10,7 +10,7 @@ from typing import Any
 
 from store._config import SearchConfig
 
-__all__ = ["SearchRecord", "StepRecord", "TrialRecord", "TrialStatus"]
+__all__ = ["FinalRecord", "SearchRecord", "StepRecord", "TrialRecord", "TrialStatus"]
 
 
 class TrialStatus(str, enum.Enum):
@@ -40,6 +40,7 @@ class SearchRecord:
     created_at: dt.datetime
     driver: str | None = None  # "host:pid" of the driver holding the search, if any
     driver_heartbeat_at: dt.datetime | None = None
+    elapsed_seconds: float = 0.0  # wall-clock seconds drivers have run it, over every resume
 
     @property
     def space(self) -> str:
@@ -104,3 +105,20 @@ class StepRecord:
     metrics: Mapping[str, Any]
     value: float | None
     created_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class FinalRecord:
+    """One final training: trial ``number``'s architecture retrained on train+val with ``seed``."""
+
+    search_id: int
+    number: int
+    seed: int
+    epochs: int
+    metrics: Mapping[str, Any]  # test_accuracy, test_loss, train_seconds, weights (a path), ...
+    created_at: dt.datetime | None = None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = self.metrics.get("test_accuracy")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

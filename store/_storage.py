@@ -32,6 +32,7 @@ from store import _checks
 from store._config import SearchConfig
 from store._engine import Database
 from store._errors import NotFound, SchemaError, SearchBusy, StorageError
+from store._finals import FinalsMixin
 from store._models import CheckpointModel, SearchModel, StepModel, TrialModel
 from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
 from store._schema import prepare
@@ -55,7 +56,7 @@ KEEP_CHECKPOINTS = 3
 _RUNNING = TrialStatus.RUNNING.value
 
 
-class Store:
+class Store(FinalsMixin):
     """A database of searches. ``Store(url)`` opens (and migrates) it.
 
     ``url`` is any SQLAlchemy URL: ``sqlite:///automl.db`` (default), or

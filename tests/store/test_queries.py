@@ -8,6 +8,7 @@ with the same quantity computed naively from ``store.trials``.
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 from collections import Counter
@@ -276,3 +277,26 @@ def test_upgrade_fills_the_side_tables_of_an_older_database(store_url: str) -> N
     with Store(store_url) as store:  # upgrades to head again: the migration backfills
         assert queries.decision_stats(store, "old", k=5) == expected
         assert queries.best_so_far(store, "old") == curve
+
+
+def test_decision_stats_bin_range_decisions(store: Store) -> None:
+    """A float (or log integer) decision is shown in its 10 bins, not one row per value."""
+    lr = {"name": "lr", "kind": "float", "options": [], "low": 1e-4, "high": 1e-1, "log": True}
+    act = {"name": "act", "kind": "choice", "options": ["relu", "gelu"]}
+    search = store.create_search("bins", SearchConfig(space="toy", space_info={"decisions": [lr, act]}))
+    rng = random.Random(0)
+    for i in range(60):
+        value = 10 ** rng.uniform(-4, -1)
+        t = store.add_trial(
+            search.id, arch={"lr": value, "act": ["relu", "gelu"][i % 2]}, arch_key=f"k{i}", proposer="p"
+        )
+        store.start_trial(search.id, t.number)
+        store.finish_trial(search.id, t.number, TrialStatus.COMPLETED, value=-abs(math.log10(value) + 2.5))
+    stats = queries.decision_stats(store, search.id, k=6)
+    lr_rows = [r for r in stats.rows if r.name == "lr"]
+    assert 5 <= len(lr_rows) <= 10 and sum(r.completed for r in lr_rows) == 60
+    assert all(r.option.startswith("[") for r in lr_rows) and lr_rows[-1].option.endswith("]")
+    assert abs(sum(r.share for r in lr_rows) - 1) < 1e-9
+    best_bin = max(lr_rows, key=lambda r: r.top)  # the objective peaks at lr = 10**-2.5
+    assert best_bin.option in ("[0.00158, 0.00316)", "[0.00316, 0.00631)")  # the two bins beside the peak
+    assert {r.option for r in stats.rows if r.name == "act"} == {"relu", "gelu"}
