@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from automl._errors import UsageError
+from automl._final import FinalSummary, final
 from automl._loop import SearchFailed
 from automl._result import SearchResult
 from automl._search import Search, load, prepare, search
@@ -24,6 +25,8 @@ __all__ = [
     "__version__",
     "best_so_far",
     "compare",
+    "FinalSummary",
+    "final",
     "decision_stats",
     "export",
     "leaderboard",

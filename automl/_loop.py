@@ -39,7 +39,7 @@ class SearchFailed(RuntimeError):
 class LoopStats:
     """Live counters, read by the progress display."""
 
-    target: int
+    target: int | None  # trials wanted; None: no cap (a budget or time limit stops the search)
     done: int = 0  # completed + pruned: evaluations that count towards ``target``
     failed: int = 0
     infeasible: int = 0
@@ -48,6 +48,9 @@ class LoopStats:
     best: float | None = None
     best_number: int | None = None
     started: float = field(default_factory=time.monotonic)
+    budget: float | None = None  # the summed "cost" at which to stop
+    time_limit: float | None = None  # seconds of driver time at which to stop proposing
+    elapsed: float = 0.0  # seconds of driver time so far, over every resume
 
 
 def to_result(t: TrialRecord, objectives: tuple[str, ...]) -> Result:
@@ -92,7 +95,10 @@ class _Loop:
         self.sid = self.search.id
         self.trials, self.budget = self.config.trials, self.config.budget
         self.retries, self.max_failures = self.config.retries, self.config.max_failures
-        self.stats = LoopStats(self.trials)
+        self.stats = LoopStats(self.trials, budget=self.budget, time_limit=self.config.time)
+        self.stats.elapsed = self.search.elapsed_seconds
+        self._clock = time.monotonic()  # driver time up to here is in stats.elapsed
+        self._unrecorded = 0.0  # ... and this much of it not yet in the store
         self.pending: list[TrialRecord] = []
         self.in_flight: dict[int, TrialRecord] = {}
         self.last_seq = 0
@@ -141,10 +147,29 @@ class _Loop:
 
     # -- main loop ------------------------------------------------------------------------
     def want_more(self) -> bool:
+        """Whether to start another evaluation: every stopping rule given still allows it."""
         s = self.stats
+        self._tick()
         if self.budget is not None and s.spent >= self.budget:
             return False
-        return s.done + len(self.in_flight) < self.trials
+        if s.time_limit is not None and s.elapsed >= s.time_limit:
+            return False
+        return self.trials is None or s.done + len(self.in_flight) < self.trials
+
+    def _tick(self) -> float:
+        """Move driver time into ``stats.elapsed``; the seconds added."""
+        now = time.monotonic()
+        delta, self._clock = now - self._clock, now
+        self.stats.elapsed += delta
+        self._unrecorded += delta
+        return delta
+
+    def record_elapsed(self) -> None:
+        """Add the driver time not yet stored to the search's ``elapsed_seconds``."""
+        self._tick()
+        if self._unrecorded > 0:
+            self.store.add_elapsed(self.sid, self._unrecorded)
+            self._unrecorded = 0.0
 
     def run(self) -> LoopStats:
         self.executor.start(self.evaluator, self.search.objective, self._on_step)
@@ -245,6 +270,7 @@ class _Loop:
         now = time.monotonic()
         if now - self._last_beat >= _HEARTBEAT_SECONDS:
             self.store.heartbeat(self.sid, self.driver, self.in_flight)
+            self.record_elapsed()
             self._last_beat = now
 
     def abandon_in_flight(self) -> None:
@@ -303,7 +329,9 @@ def _wind_down(loop: _Loop, executor: Executor, store: Store, *, strict: bool = 
     try:
         executor.shutdown()
     finally:
-        for step in (loop.abandon_in_flight, loop.checkpoint, lambda: store.release_search(loop.sid, loop.driver)):
+        steps = (loop.abandon_in_flight, loop.checkpoint, loop.record_elapsed,
+                 lambda: store.release_search(loop.sid, loop.driver))  # fmt: skip
+        for step in steps:
             try:
                 step()
             except StorageError as e:

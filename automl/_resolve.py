@@ -7,6 +7,7 @@ stored or printed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +121,15 @@ def evaluator_from_spec(
     epochs: int | None = None,
     seed: int | None = None,
     weights_dir: str | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    data_options: Mapping[str, Any] | None = None,
 ) -> Evaluator:
     """``train`` (train on ``dataset``), ``table`` / ``table:PATH`` (NAS-Bench-201 lookup) or
-    ``path/file.py:function``. A dataset name or ``.npz`` path alone also means "train on it"."""
+    ``path/file.py:function``. A dataset name or ``.npz`` path alone also means "train on it".
+
+    ``recipe`` holds :class:`evaluators.TrainConfig` fields (lr, optimizer, schedule, ...) and
+    ``data_options`` what :func:`evaluators.datasets.load` takes (target, image_size).
+    """
     if spec == "table" or spec.startswith("table:"):
         from evaluators import TabularEvaluator
 
@@ -139,11 +146,30 @@ def evaluator_from_spec(
             return as_evaluator(evaluator)
         except TypeError as e:
             raise UsageError(f"evaluator {spec!r}: {e}") from e
-    from evaluators import DatasetError, TrainConfig, TrainingEvaluator
+    return _training_evaluator(space, (dataset or "digits") if spec == "train" else spec, epochs=epochs, seed=seed,
+                               weights_dir=weights_dir, recipe=recipe, data_options=data_options)  # fmt: skip
 
-    options: dict[str, Any] = {"epochs": epochs, "seed": seed, "weights_dir": weights_dir}
-    recipe = TrainConfig(**{k: v for k, v in options.items() if v is not None})
+
+def _training_evaluator(
+    space: Space,
+    dataset: str,
+    *,
+    epochs: int | None,
+    seed: int | None,
+    weights_dir: str | None,
+    recipe: Mapping[str, Any] | None,
+    data_options: Mapping[str, Any] | None,
+) -> Evaluator:
+    from evaluators import DatasetError, TrainConfig, TrainingEvaluator, datasets
+
+    fields = {**dict(recipe or {}), "epochs": epochs, "seed": seed, "weights_dir": weights_dir}
     try:
-        return TrainingEvaluator(space, (dataset or "digits") if spec == "train" else spec, config=recipe)
+        train_config = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
+    except (TypeError, ValueError) as e:  # an unknown field or a bad value: the user's input
+        raise UsageError(str(e).replace("__init__() got an ", "")) from e
+    options = {k: v for k, v in dict(data_options or {}).items() if v is not None}
+    try:
+        data = datasets.load(dataset, **options) if options else dataset
+        return TrainingEvaluator(space, data, config=train_config)
     except DatasetError as e:
         raise UsageError(str(e)) from e

@@ -144,6 +144,8 @@ def _evaluator(config: SearchConfig, space: Space, given: Any) -> Evaluator:
         epochs=config.epochs,
         seed=config.seed,
         weights_dir=config.keep_weights,
+        recipe=config.recipe,
+        data_options={"target": config.target, "image_size": config.image_size},
     )
 
 
@@ -175,7 +177,7 @@ def search(
     evaluator: str | Evaluator | Callable[..., Mapping[str, Any]],
     *,
     strategy: str = "evolution",
-    trials: int = 100,
+    trials: int | None = None,
     objective: str | list[str] = "accuracy",
     storage: str | None = None,
     name: str | None = None,
@@ -183,6 +185,7 @@ def search(
     workers: int = 1,
     executor: str = "inline",
     budget: float | None = None,
+    time: float | None = None,
     strategy_options: Mapping[str, Any] | None = None,
     executor_options: Mapping[str, Any] | None = None,
     retries: int = 2,
@@ -197,9 +200,10 @@ def search(
     ``f(arch, report)``), an :class:`evaluators.Evaluator`, or text: a dataset to train on
     (``"digits"``, ``"mnist1d"``, ``"data.npz"``), ``"table"`` (NAS-Bench-201 lookup) or
     ``"path/file.py:function"``. ``objective`` names the metric to maximize (``"-loss"``
-    minimizes; a list gives several objectives, for ``nsga2``). ``trials`` counts finished
-    evaluations (completed or pruned); ``budget`` stops earlier once the summed ``cost`` metric
-    (simulated seconds) reaches it.
+    minimizes; a list gives several objectives, for ``nsga2``). Stopping rules, whichever comes
+    first: ``trials`` finished evaluations (completed or pruned; default 100 when no other rule is
+    given, no cap otherwise), ``budget`` (the summed ``cost`` metric, e.g. simulated seconds) and
+    ``time`` (seconds the search has run, over resumes; running trials finish).
 
     ``executor`` runs the evaluations: ``"inline"`` (this thread), ``"local"`` (``workers``
     processes on this machine, one per GPU when there are GPUs) or ``"ray"`` (a Ray cluster;
@@ -218,7 +222,8 @@ def search(
     kind, dataset = _evaluator_kind(text_evaluator)
     space_obj, spec = resolve_space(space)
     config = make_config(
-        space=spec, evaluator=kind, dataset=dataset, strategy=strategy, trials=trials,
+        space=spec, evaluator=kind, dataset=dataset, strategy=strategy, time=time,
+        trials=trials if trials is not None or budget is not None or time is not None else 100,
         objectives=objectives_from_text(objective), seed=seed, workers=workers, executor=executor,
         budget=budget, strategy_options=dict(strategy_options or {}), executor_options=dict(executor_options or {}),
         retries=retries, max_failures=max_failures, pruner=pruner if isinstance(pruner, str) else _python(pruner),

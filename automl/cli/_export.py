@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from automl.results._export import FORMATS
+
+if TYPE_CHECKING:
+    from store import SearchRecord, Store
 
 __all__ = ["register"]
 
@@ -24,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "-f", default="torchscript", help=f"{' | '.join(FORMATS)} (default: torchscript)")
     p.add_argument("-o", "--output", required=True, help="file to write")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)")
+    p.add_argument("--final", action="store_true", help="the weights of `automl final` (its best seed)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(func=_export)
 
@@ -40,9 +45,10 @@ def _export(args: argparse.Namespace) -> int:
     store = open_store(args.storage, read_only=True)
     try:
         search, trial = resolve_trial(store, args.trial, args.search)
+        weights = _final_weights(store, search, trial.number) if args.final else None
     finally:
         store.close()
-    done = export_trial(search, trial, args.format, args.output)
+    done = export_trial(search, trial, args.format, args.output, weights=weights)
     if args.json:
         print_json(
             {
@@ -60,3 +66,17 @@ def _export(args: argparse.Namespace) -> int:
     if done.format != "json" and not done.trained:
         sys.stderr.write(f"automl: note: {done.note}\n")
     return 0
+
+
+def _final_weights(store: Store, search: SearchRecord, number: int) -> str:
+    """The weights file of trial ``number``'s best final training; :class:`UsageError` if none."""
+    from automl._errors import UsageError
+
+    runs = [f for f in store.finals(search.id) if f.number == number and isinstance(f.metrics.get("weights"), str)]
+    if not runs:
+        raise UsageError(
+            f"{search.name}/{number} has no final weights: run `automl final {search.name}` on a search "
+            "started with --keep-weights DIR"
+        )
+    best = max(runs, key=lambda f: (f.test_accuracy if f.test_accuracy is not None else -1.0, -f.seed))
+    return str(best.metrics["weights"])

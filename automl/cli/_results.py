@@ -9,11 +9,14 @@ import argparse
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automl._checks import check_name
 from automl._errors import UsageError
-from store import LEASE_SECONDS, NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
+from store import LEASE_SECONDS, FinalRecord, NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
+
+if TYPE_CHECKING:
+    from automl._final import FinalSummary
 
 __all__ = ["latest_search", "leaderboard", "print_leaderboard", "register", "resolve_trial"]
 
@@ -163,11 +166,17 @@ def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bo
 
     store = open_store(storage, read_only=True)
     try:
-        top = leaderboard(store, search, n, **filters)
+        with store.snapshot():
+            top = leaderboard(store, search, n, **filters)
+            finals = _final_by_trial(store, search)
     finally:
         store.close()
     if as_json:
-        print_json([{"rank": i + 1, **trial_json(t)} for i, t in enumerate(top)])
+        rows = [{"rank": i + 1, **trial_json(t)} for i, t in enumerate(top)]
+        for row in rows:
+            if row["number"] in finals:
+                row["final"] = finals[row["number"]].to_json()
+        print_json(rows)
         return
     status = TrialStatus(filters.get("status", "completed"))
     if status not in (TrialStatus.COMPLETED, TrialStatus.PRUNED):  # no value to rank by: newest first
@@ -175,13 +184,33 @@ def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bo
         table(f"latest {len(top)} {status.value} of {search.name}", ["trial", "error", "architecture"], rows)
         return
     metric_names = [k for k in _COST_COLUMNS if any(k in t.metrics for t in top)]
+    final_col = ["final test (mean ± std, seeds)"] if finals else []
     rows = [
-        (i + 1, t.number, t.value, *(t.metrics.get(k) for k in metric_names), arch_summary(t.arch))
+        (i + 1, t.number, t.value, *(t.metrics.get(k) for k in metric_names),
+         *([_final_text(finals.get(t.number))] if finals else []), arch_summary(t.arch))
         for i, t in enumerate(top)
-    ]
+    ]  # fmt: skip
     which = "" if status is TrialStatus.COMPLETED else f" {status.value}"
     title = f"top {len(top)}{which} of {search.name} by {search.objectives[0]}"
-    table(title, ["rank", "trial", search.objective, *metric_names, "architecture"], rows)
+    table(title, ["rank", "trial", search.objective, *metric_names, *final_col, "architecture"], rows)
+
+
+def _final_by_trial(store: Store, search: SearchRecord) -> dict[int, FinalSummary]:
+    """The final trainings of the search by trial (those of the most epochs, where several)."""
+    from automl._final import summarize
+
+    finals = store.finals(search.id)
+    if not finals:
+        return {}
+    trials = {n: store.get_trial(search.id, n) for n in {f.number for f in finals}}
+    most = max(f.epochs for f in finals)
+    return {s.number: s for s in summarize(finals, trials, most)}
+
+
+def _final_text(summary: FinalSummary | None) -> str:
+    if summary is None or summary.mean is None:
+        return "-"
+    return f"{summary.mean:.4f} ± {summary.std or 0:.4f} ({len(summary.runs)})"
 
 
 def _top(args: argparse.Namespace) -> int:
@@ -220,16 +249,17 @@ def _show(args: argparse.Namespace) -> int:
         with store.snapshot():  # the trial, its steps, parent and children as of one moment
             search, trial = resolve_trial(store, args.trial, args.search)
             detail = queries.trial_detail(store, search.id, trial.number)
+            finals = [f for f in store.finals(search.id) if f.number == trial.number]
     finally:
         store.close()
     if args.json:
-        _show_json(search, detail)
+        _show_json(search, detail, finals)
     else:
-        _show_text(search, detail)
+        _show_text(search, detail, finals)
     return 0
 
 
-def _show_json(search: SearchRecord, detail: queries.TrialDetail) -> None:
+def _show_json(search: SearchRecord, detail: queries.TrialDetail, finals: list[FinalRecord]) -> None:
     from automl.cli._render import print_json, trial_json
 
     trial, parent = detail.trial, detail.parent
@@ -245,11 +275,12 @@ def _show_json(search: SearchRecord, detail: queries.TrialDetail) -> None:
             "parent_trial": parent_json,
             "children": [{"number": c.number, "status": c.status.value, "value": c.value} for c in detail.children],
             "children_total": detail.children_total,
+            "final": [{"seed": f.seed, "epochs": f.epochs, **f.metrics} for f in finals],
         }
     )
 
 
-def _show_text(search: SearchRecord, detail: queries.TrialDetail) -> None:
+def _show_text(search: SearchRecord, detail: queries.TrialDetail, finals: list[FinalRecord]) -> None:
     from automl.cli._render import console, table, terminal_safe
 
     trial, steps, parent, out = detail.trial, detail.steps, detail.parent, console()
@@ -282,6 +313,10 @@ def _show_text(search: SearchRecord, detail: queries.TrialDetail) -> None:
         more = f", the first {len(kids)}" if detail.children_total > len(kids) else ""
         rows = [(c.number, c.status.value, c.value) for c in kids]
         table(f"children ({detail.children_total}){more}", ["trial", "status", search.objective], rows)
+    if finals:
+        rows = [(f.seed, f.epochs, f.metrics.get("test_accuracy"), f.metrics.get("test_loss"),
+                 f.metrics.get("train_seconds")) for f in finals]  # fmt: skip
+        table("final training (train+val, scored on test)", ["seed", "epochs", "test accuracy", "test loss", "s"], rows)
     if trial.error:
         out.print(f"[red]error:[/] {terminal_safe(trial.error)}")
 

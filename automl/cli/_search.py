@@ -28,15 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Re-running with the same --name resumes the search.",
     )
     p.add_argument("space", nargs="?", default="cnn", help="built-in space (see `automl spaces`) or path/file.py:fn")
-    p.add_argument("--dataset", default="digits", help="digits | mnist1d | path/to/data.npz (default: digits)")
+    add_data_arguments(p)
     p.add_argument(
         "--evaluator", default="train", help="train (on --dataset) | table[:PATH] (NAS-Bench-201) | path/file.py:fn"
     )
     p.add_argument("--table", default=None, metavar="CSV", help="NAS-Bench-201 table for --evaluator table")
     p.add_argument("--strategy", default="evolution", help="search strategy (default: evolution)")
-    p.add_argument("--trials", type=int, default=24, help="finished evaluations wanted (default: 24)")
+    p.add_argument(
+        "--trials", type=int, default=None, help="finished evaluations wanted (default: 24, none with --budget/--time)"
+    )
     p.add_argument("--budget", type=float, default=None, help="stop at this many simulated seconds (metric 'cost')")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs per child (default: 10)")
+    p.add_argument("--time", type=parse_duration, default=None, help="stop proposing after this long: 600, 30m, 2h")
     p.add_argument(
         "--keep-weights", default=None, metavar="DIR", help="save each trained child's weights in DIR (for export)"
     )
@@ -63,8 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train one architecture and print its metrics")
     t.add_argument("space", nargs="?", help="built-in space or path/file.py:fn (default: the --arch file's)")
     t.add_argument("--arch", required=True, help="architecture as JSON, or @file.json (e.g. from automl export)")
-    t.add_argument("--dataset", default="digits")
-    t.add_argument("--epochs", type=int, default=None)
+    add_data_arguments(t)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--json", action="store_true", help="print JSON")
     t.set_defaults(func=_train)
@@ -73,6 +74,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("space", nargs="?", help="show one space's decisions (a name or path/file.py:fn)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_spaces)
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """What children train on and how: the data and the training recipe (search, train, final)."""
+    g = p.add_argument_group("data and training recipe")
+    g.add_argument("--dataset", default="digits", help="digits | mnist1d | data.npz | data.csv | FOLDER | file.py:fn")
+    g.add_argument("--target", default=None, help="the label column of a CSV dataset")
+    g.add_argument("--image-size", type=int, default=None, help="resize a folder's images to SIZE x SIZE")
+    g.add_argument("--epochs", type=int, default=None, help="training epochs per child (default: 10)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3)")
+    g.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: 128)")
+    g.add_argument("--optimizer", default=None, help="adam | adamw | sgd (Nesterov) (default: adam)")
+    g.add_argument("--schedule", default=None, help="constant | cosine | onecycle (default: constant)")
+    g.add_argument("--augment", default=None, help="none | auto | crop,flip,cutout | shift (default: none)")
+
+
+def recipe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line (``--lr`` ...), by field name."""
+    given = {"lr": args.lr, "batch_size": args.batch_size, "optimizer": args.optimizer,
+             "schedule": args.schedule, "augment": args.augment}  # fmt: skip
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def parse_duration(text: str) -> float:
+    """``600``, ``90s``, ``30m``, ``2h`` or ``1.5h`` -> seconds (argparse type: a bad one is exit 2)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or a duration like 30m or 2h, got {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive, got {text!r}")
+    return seconds
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -119,15 +154,30 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         evaluator = f"table:{Path(args.table).resolve()}"
     elif ".py:" in evaluator:
         evaluator = space_spec(evaluator)  # absolute: the stored search is found from anywhere
+    limited = args.budget is not None or args.time is not None
     return config(
-        space=space_spec(args.space), evaluator=evaluator, dataset=None if table_eval else args.dataset,
-        epochs=args.epochs, strategy=args.strategy, strategy_options=parse_options(args.option),
+        space=space_spec(args.space), evaluator=evaluator, dataset=None if table_eval else _data_spec(args.dataset),
+        target=args.target, image_size=args.image_size, epochs=args.epochs, recipe=recipe_options(args),
+        strategy=args.strategy, strategy_options=parse_options(args.option),
         objectives=objectives_from_text(args.objective or ("valid_acc_12ep" if table_eval else "accuracy")),
-        trials=args.trials, budget=args.budget, seed=args.seed, executor=executor, workers=args.workers,
+        trials=args.trials if args.trials is not None or limited else 24, budget=args.budget, time=args.time,
+        seed=args.seed, executor=executor, workers=args.workers,
         executor_options=_executor_options(args, executor), pruner=args.pruner, retries=args.retries,
         max_failures=args.max_failures,
         keep_weights=str(Path(args.keep_weights).resolve()) if args.keep_weights else None,
     )  # fmt: skip
+
+
+def _data_spec(text: str) -> str:
+    """A built-in dataset as it is; a file, folder or ``file.py:fn`` made absolute (found from anywhere)."""
+    from evaluators import datasets
+
+    if text in datasets.names():
+        return text
+    path, sep, attr = text.rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{Path(path).resolve()}:{attr}"
+    return str(Path(text).resolve())
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -139,7 +189,10 @@ def _search(args: argparse.Namespace) -> int:
 
     def header(record: SearchRecord, resuming: bool) -> None:  # once the search is stored and ours
         c, verb = record.config, "resuming" if resuming else "search"
-        out.print(f"{verb} [bold]{record.name}[/]: space {c.space}, {c.strategy}, {c.trials} trials, storage {shown}")
+        limits = [f"{c.trials} trials" if c.trials else "", f"budget {c.budget:g}" if c.budget else "",
+                  f"time {c.time:g} s" if c.time else ""]  # fmt: skip
+        stop = ", ".join(x for x in limits if x)
+        out.print(f"{verb} [bold]{record.name}[/]: space {c.space}, {c.strategy}, {stop}, storage {shown}")
 
     try:
         res = prepared.run(progress=not args.no_progress, on_start=header)
@@ -193,7 +246,10 @@ def _train(args: argparse.Namespace) -> int:
     space, spec = resolve_space(args.space or exported_space)
     if exported_space is not None and args.space is not None and spec != exported_space:
         raise UsageError(f"--arch was exported from space {exported_space!r}, not {spec!r}")
-    evaluator = evaluator_from_spec(args.dataset, space, epochs=args.epochs, seed=args.seed)
+    evaluator = evaluator_from_spec(
+        "train", space, dataset=_data_spec(args.dataset), epochs=args.epochs, seed=args.seed,
+        recipe=recipe_options(args), data_options={"target": args.target, "image_size": args.image_size},
+    )  # fmt: skip
     bound = space.bind(**evaluator.context)
     bound.validate(arch)  # InvalidArchitecture names the decision -> exit 2
     done = run_job(evaluator, Job(0, Arch(arch)), "accuracy", lambda step: False)

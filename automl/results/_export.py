@@ -71,8 +71,11 @@ def model_context(search: SearchRecord) -> tuple[dict[str, Any], str]:
     return {}, "the space's defaults"
 
 
-def build_model(search: SearchRecord, trial: TrialRecord) -> tuple[Any, dict[str, Any], bool, str]:
-    """(model in eval mode, context, trained?, note) of a stored trial."""
+def build_model(
+    search: SearchRecord, trial: TrialRecord, weights: str | None = None
+) -> tuple[Any, dict[str, Any], bool, str]:
+    """(model in eval mode, context, trained?, note) of a stored trial; ``weights`` (a final
+    training's) instead of the search's."""
     import torch
 
     import search_spaces
@@ -91,7 +94,7 @@ def build_model(search: SearchRecord, trial: TrialRecord) -> tuple[Any, dict[str
     if shape:  # initializes lazy modules (LazyLinear ...) before weights are loaded or exported
         with torch.no_grad():
             model(torch.zeros(1, *shape))
-    weights = trial.metrics.get("weights")
+    weights = weights or trial.metrics.get("weights")
     if isinstance(weights, str) and Path(weights).is_file():
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -131,7 +134,9 @@ def _meta(search: SearchRecord, trial: TrialRecord, context: Mapping[str, Any]) 
     }
 
 
-def export_trial(search: SearchRecord, trial: TrialRecord, fmt: str, path: str | os.PathLike[str]) -> Exported:
+def export_trial(
+    search: SearchRecord, trial: TrialRecord, fmt: str, path: str | os.PathLike[str], *, weights: str | None = None
+) -> Exported:
     """Write trial ``trial`` of ``search`` to ``path`` in format ``fmt`` (see the module doc).
 
     Raises :class:`UsageError` for an unknown format or a path that cannot be written.
@@ -145,7 +150,7 @@ def export_trial(search: SearchRecord, trial: TrialRecord, fmt: str, path: str |
         return Exported(out, fmt, False, "decisions only")
     import torch
 
-    model, context, trained, note = build_model(search, trial)
+    model, context, trained, note = build_model(search, trial, weights)
     meta = _meta(search, trial, context)
     shape = context.get("input_shape")
     if fmt in ("torchscript", "onnx") and not shape:
