@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from automl._loop import LoopStats
 
-__all__ = ["progress_bar"]
+__all__ = ["clock", "progress_bar", "task_bar"]
 
 
 @contextmanager
@@ -53,7 +53,7 @@ def progress_bar(name: str, total: int | None, *, enabled: bool = True) -> Itera
             if s.budget is not None:
                 detail += f"  budget {s.spent:,.0f}/{s.budget:,.0f}"
             if s.time_limit is not None:
-                detail += f"  time {_clock(s.elapsed)}/{_clock(s.time_limit)}"
+                detail += f"  time {clock(s.elapsed)}/{clock(s.time_limit)}"
             if total is not None:
                 bar.update(task, completed=min(s.done, total), detail=detail)
             else:  # the first limit to run out, as a share
@@ -63,7 +63,7 @@ def progress_bar(name: str, total: int | None, *, enabled: bool = True) -> Itera
         yield on_update
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     """``1:05:09`` or ``5:09``."""
     m, sec = divmod(int(seconds), 60)
     h, m = divmod(m, 60)

@@ -69,7 +69,8 @@ class SearchConfig:
     executor: str = "inline"  # inline | local | ray
     workers: int = 1  # evaluations in flight; 0: the executor decides (per GPU, else per core)
     executor_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"address": "auto"}
-    pruner: str = "none"  # none | asha | python (a callable from Python)
+    pruner: str = "none"  # none | median | asha | hyperband | python (a callable from Python)
+    pruner_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"reduction_factor": 3}
     retries: int = 2  # re-runs of a trial after a transient failure (a worker died)
     max_failures: int = 10  # failed trials in a row that stop the search
     keep_weights: str | None = None  # absolute folder where trained children's weights are kept
@@ -106,7 +107,8 @@ class SearchConfig:
         if self.keep_weights is not None:
             _text(self.keep_weights, "keep_weights")
         object.__setattr__(self, "objectives", _objectives(self.objectives))
-        for name in ("recipe", "strategy_options", "executor_options", "space_info", "evaluator_info"):
+        mappings = ("recipe", "pruner_options", "strategy_options", "executor_options", "space_info", "evaluator_info")
+        for name in mappings:
             value = getattr(self, name)
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name} must be a mapping, got {value!r}")

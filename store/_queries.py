@@ -65,6 +65,7 @@ __all__ = [
     "leaderboard",
     "pareto",
     "resolve",
+    "spent",
     "summary",
     "trial_detail",
     "value_points",
@@ -560,6 +561,24 @@ def compare(
         return [_summary(s, _search(s, ref, store._db.safe_url), by) for ref in searches]
 
     return _run(store, work)
+
+
+def spent(store: Store, search: SearchRef, metric: str = "cost") -> float:
+    """The summed ``metric`` of the search's finished trials (what ``--budget`` counts)."""
+
+    def work(s: Session) -> float:
+        x = _search(s, search, store._db.safe_url)
+        total = s.execute(
+            select(func.sum(TrialModel.metrics[metric].as_float())).where(
+                TrialModel.search_id == x.id, TrialModel.status.in_(_SPENDING)
+            )
+        ).scalar_one()
+        return float(total or 0.0)
+
+    return _run(store, work)
+
+
+_SPENDING = ("completed", "pruned", "failed", "infeasible")
 
 
 def version(store: Store, search: SearchRef | None = None, number: int | None = None) -> str:

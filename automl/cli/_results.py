@@ -124,12 +124,29 @@ def _status(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no searches in {store.safe_url}; run `automl search` to start one")
         return 0
-    cols = ["search", "strategy", "space", "done", "running", "failed", "pruned", "best", "state"]
+    cols = ["search", "strategy", "space", "done", "budget / time", "running", "failed", "pruned", "best", "state"]
     table(f"searches in {store.safe_url}", cols, [row for row, _, _ in rows])
     running = [r for _, running, _ in rows for r in running]
     if running:
         table("running trials", ["search", "trial", "worker", "age", "heartbeat"], running)
     return 0
+
+
+def _limits(s: SearchRecord, cost: float | None) -> str:
+    """What of its budget and time the search has spent: ``"budget 120/12,000  time 5:02/20:00"``."""
+    from automl._progress import clock
+
+    parts = []
+    if s.config.budget is not None:
+        parts.append(f"budget {cost or 0:,.0f}/{s.config.budget:,.0f}")
+    if s.config.time is not None:
+        parts.append(f"time {clock(s.elapsed_seconds)}/{clock(s.config.time)}")
+    return "  ".join(parts) or "-"
+
+
+def _limit_reached(s: SearchRecord, cost: float | None) -> bool:
+    c = s.config
+    return (c.budget is not None and (cost or 0) >= c.budget) or (c.time is not None and s.elapsed_seconds >= c.time)
 
 
 def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], dict[str, Any]]:
@@ -140,8 +157,13 @@ def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tu
     running = store.trials(s.id, statuses=[TrialStatus.RUNNING])
     finished = counts[TrialStatus.COMPLETED] + counts[TrialStatus.PRUNED]
     target, state = s.config.trials, search_state(s, finished, s.config.trials)
+    cost = queries.spent(store, s.id) if s.config.budget is not None else None
+    limits = _limits(s, cost)
+    if state == "stopped" and _limit_reached(s, cost):
+        state = "done"
     row = (
-        s.name, s.strategy, s.space, f"{finished}/{target}", counts[TrialStatus.RUNNING],
+        s.name, s.strategy, s.space, f"{finished}/{target}" if target else str(finished), limits,
+        counts[TrialStatus.RUNNING],
         counts[TrialStatus.FAILED], counts[TrialStatus.PRUNED], None if best is None else best.value, state,
     )  # fmt: skip
     running_rows = [(s.name, t.number, t.worker, _age(t.started_at), _age(t.heartbeat_at)) for t in running]
@@ -151,6 +173,10 @@ def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tu
         "space": s.space,
         "objective": s.objectives[0],
         "target": target,
+        "budget": s.config.budget,
+        "spent": cost,
+        "time": s.config.time,
+        "elapsed_seconds": s.elapsed_seconds,
         "state": state,
         "driver": s.driver,
         "counts": {k.value: v for k, v in counts.items()},

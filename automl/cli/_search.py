@@ -52,7 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, help="join a Ray cluster: auto or HOST:PORT (with --executor ray)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial, may be fractional (ray)")
     p.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs per trial (ray; default: 1)")
-    p.add_argument("--pruner", default="none", help="none | asha: stop poor trials early (default: none)")
+    p.add_argument(
+        "--pruner", default="none", help="none | median | asha | hyperband: stop poor trials early (default: none)"
+    )
+    p.add_argument("--pruner-option", action="append", default=[], metavar="KEY=VALUE", help="pruner setting")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)")
     p.add_argument("--name", default=None, help="search name; an existing name resumes it")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -110,19 +113,19 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
+def parse_options(items: list[str], flag: str = "--option") -> dict[str, Any]:
     """``KEY=VALUE`` pairs; values are JSON where they parse (numbers, true, lists), else text."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
         if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"--option {key.strip()}: {raw!r} is not a finite number")
+            raise UsageError(f"{flag} {key.strip()}: {raw!r} is not a finite number")
         out[key.strip()] = value
     return out
 
@@ -162,7 +165,8 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         objectives=objectives_from_text(args.objective or ("valid_acc_12ep" if table_eval else "accuracy")),
         trials=args.trials if args.trials is not None or limited else 24, budget=args.budget, time=args.time,
         seed=args.seed, executor=executor, workers=args.workers,
-        executor_options=_executor_options(args, executor), pruner=args.pruner, retries=args.retries,
+        executor_options=_executor_options(args, executor), pruner=args.pruner,
+        pruner_options=parse_options(args.pruner_option, "--pruner-option"), retries=args.retries,
         max_failures=args.max_failures,
         keep_weights=str(Path(args.keep_weights).resolve()) if args.keep_weights else None,
     )  # fmt: skip
