@@ -16,8 +16,10 @@ __all__ = ["get", "import_file_attribute", "load", "names"]
 # name -> "module:attribute"; imported on first use so listing names costs nothing.
 _BUILTIN = {
     "cnn": "search_spaces.cnn:cnn",
+    "cnn1d": "search_spaces.cnn1d:cnn1d",
     "mlp": "search_spaces.mlp:mlp",
     "nb201": "search_spaces.nb201:nb201",
+    "resnet": "search_spaces.resnet:resnet",
 }
 
 

@@ -49,7 +49,7 @@ def _n_params(model: torch.nn.Module) -> int:
 
 
 def test_registry_lists_the_builtins() -> None:
-    assert search_spaces.names() == ["cnn", "mlp", "nb201"]
+    assert search_spaces.names() == ["cnn", "cnn1d", "mlp", "nb201", "resnet"]
     for name in search_spaces.names():
         sp = search_spaces.get(name)
         assert isinstance(sp, Space) and sp.name == name and sp.description
@@ -86,7 +86,7 @@ def test_layered_size_estimate(name: str) -> None:
     assert not size.exact and size.count == pytest.approx(exact, rel=0.16)
 
 
-@pytest.mark.parametrize("name", ["cnn", "mlp", "nb201"])
+@pytest.mark.parametrize("name", ["cnn", "cnn1d", "mlp", "nb201", "resnet"])
 def test_sample_validate_round_trip(name: str) -> None:
     sp = search_spaces.get(name)
     for seed in range(25):
@@ -108,14 +108,14 @@ def test_build_and_forward(name: str, shape: tuple[int, ...]) -> None:
         assert logits.shape == (4, 7) and torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("name", ["cnn", "mlp", "nb201"])
+@pytest.mark.parametrize("name", ["cnn", "cnn1d", "mlp", "nb201", "resnet"])
 def test_bind_sets_the_default_shape(name: str) -> None:
     shape = _SHAPES[name][-1]
     sp = search_spaces.get(name).bind(input_shape=shape, num_classes=3)
     assert sp.build(sp.sample(0))(torch.randn(2, *shape)).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", ["cnn", "mlp", "nb201"])
+@pytest.mark.parametrize("name", ["cnn", "cnn1d", "mlp", "nb201", "resnet"])
 def test_same_arch_same_seed_same_weights(name: str) -> None:
     sp = search_spaces.get(name)
     arch = sp.sample(1)
@@ -128,7 +128,7 @@ def test_same_arch_same_seed_same_weights(name: str) -> None:
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])  # the seed matters
 
 
-@pytest.mark.parametrize("name", ["cnn", "mlp", "nb201"])
+@pytest.mark.parametrize("name", ["cnn", "cnn1d", "mlp", "nb201", "resnet"])
 def test_invalid_arch_is_refused_naming_the_decision(name: str) -> None:
     sp = search_spaces.get(name)
     arch = dict(sp.sample(2))
@@ -152,7 +152,7 @@ def test_layer_decisions_beyond_depth_are_refused(name: str) -> None:
         sp.validate({**deep, "depth": 2})
 
 
-@pytest.mark.parametrize("name", ["cnn", "mlp", "nb201"])
+@pytest.mark.parametrize("name", ["cnn", "cnn1d", "mlp", "nb201", "resnet"])
 def test_builtin_space_pickles(name: str) -> None:
     sp = search_spaces.get(name).bind(num_classes=3)
     back = pickle.loads(pickle.dumps(sp))

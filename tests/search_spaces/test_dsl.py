@@ -516,7 +516,7 @@ def test_load_refuses_what_is_not_a_space(user_file: Path) -> None:
 
 
 def test_load_refuses_an_unknown_builtin() -> None:
-    with pytest.raises(SpaceError, match="unknown space 'resnet9000'; built-in spaces: cnn, mlp, nb201"):
+    with pytest.raises(SpaceError, match="unknown space 'resnet9000'; built-in spaces: cnn, cnn1d, mlp, nb201, resnet"):
         load("resnet9000")
     with pytest.raises(SpaceError, match=r"a space is a built-in name or 'path/to/file\.py:function'"):
         load("")
