@@ -1,17 +1,57 @@
 """Datasets for training evaluators: small, local, never downloaded.
 
-Built-ins are ``digits`` (scikit-learn's 8x8 handwritten digits, shipped with the package) and
-``mnist1d`` (generated on this machine from the ``mnist1d`` templates; its canonical 4,000/1,000
-split). Any other data comes as an ``.npz`` file with ``x_train``, ``y_train``, ``x_val``, ``y_val``.
+Every :class:`Dataset` has three splits: the search trains on ``train`` and selects on ``val``;
+``test`` is held out for the final report and never shown to the search. A split the data does
+not bring is split off the *training* rows, stratified by label, taking 20% of them: the test
+split always with seed 0 (it never moves), the validation split with ``load``'s ``seed``
+(default 0). So data with only a training split becomes 60/20/20, and an ``.npz`` with
+train + val keeps the val it brings and gives up 20% of its train as test.
 
+Sources, by ``load(spec)``:
+
+- ``"digits"``: scikit-learn's 8x8 handwritten digits (bundled with the package), 1,797 images
+  split 1,077/360/360, stratified; input ``(1, 8, 8)``.
+- ``"mnist1d"``: generated on this machine from the ``mnist1d`` templates (canonical arguments);
+  its canonical 1,000 test samples are the test split and validation is 800 of its 4,000 training
+  samples (3,200/800/1,000); input ``(1, 40)``.
+- ``"file.npz"``: ``x_train``, ``y_train``, optionally ``x_val``/``y_val`` and ``x_test``/``y_test``;
+  input ``x_train.shape[1:]``, ``num_classes`` the largest label + 1. A file over
+  ``AUTOML_MMAP_BYTES`` (512 MiB) saved uncompressed is memory-mapped (:mod:`evaluators._data_npz`).
+- ``"table.csv", target="COLUMN"``: one-hot text columns and standardized numeric ones, fitted on
+  the training rows only; an optional ``split`` column (:mod:`evaluators._data_tabular`).
+- ``"folder/", image_size=32``: one subfolder of images per class, or ``train/``, ``val/``,
+  ``test/`` subfolders each holding class folders (:mod:`evaluators._data_images`).
+- ``"file.py:fn"``: ``fn()`` returns the arrays (:mod:`evaluators._data_python`).
+
+Bad input raises :class:`DatasetError` with one line naming the file, column or label.
+
+>>> import tempfile, pathlib
+>>> import numpy as np
 >>> from evaluators import datasets
 >>> datasets.names()
 ['digits', 'mnist1d']
 >>> d = datasets.load("digits")
 >>> d
-Dataset(name='digits', train=1437, val=360, input_shape=(1, 8, 8), num_classes=10)
->>> d.x_train.dtype, d.y_train.dtype, d.x_train.shape
-(dtype('float32'), dtype('int64'), (1437, 1, 8, 8))
+Dataset(name='digits', train=1077, val=360, test=360, input_shape=(1, 8, 8), num_classes=10)
+>>> d.x_train.dtype, d.y_train.dtype, d.x_test.shape
+(dtype('float32'), dtype('int64'), (360, 1, 8, 8))
+>>> x, y = d.train_val()  # for the final retraining
+>>> x.shape
+(1437, 1, 8, 8)
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = pathlib.Path(tmp) / "toy.npz"
+...     rng = np.random.default_rng(0)
+...     np.savez(path, x_train=rng.normal(size=(50, 4)), y_train=np.arange(50) % 3,
+...              x_val=rng.normal(size=(10, 4)), y_val=np.arange(10) % 3)
+...     datasets.load(path)
+Dataset(name='toy', train=40, val=10, test=10, input_shape=(4,), num_classes=3)
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = pathlib.Path(tmp) / "make.py"
+...     _ = path.write_text("import numpy as np\\n"
+...                         "def blobs():\\n"
+...                         "    return {'x_train': np.eye(30)[:, :5], 'y_train': np.arange(30) % 2}\\n")
+...     datasets.load(f"{path}:blobs")
+Dataset(name='make:blobs', train=18, val=6, test=6, input_shape=(5,), num_classes=2)
 """
 
 from __future__ import annotations
@@ -19,108 +59,16 @@ from __future__ import annotations
 import functools
 import os
 import random
-import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetError", "load", "names"]
+from evaluators._data_core import HELD_FRACTION, TEST_SEED, Dataset, DatasetError, from_arrays
 
-_NPZ_KEYS = ("x_train", "y_train", "x_val", "y_val")
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be loaded: unknown name, missing file, or arrays that do not fit together."""
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A classification dataset split into train and validation arrays.
-
-    ``x_*`` are float32 of shape ``(n, *input_shape)``; ``y_*`` are int64 labels in
-    ``[0, num_classes)``. The arrays are made read-only: loaded datasets are cached and shared.
-    Construction converts dtypes and checks that the fields agree (raising :class:`DatasetError`).
-    """
-
-    name: str
-    x_train: np.ndarray  # (n_train, *input_shape) float32
-    y_train: np.ndarray  # (n_train,) int64
-    x_val: np.ndarray  # (n_val, *input_shape) float32
-    y_val: np.ndarray  # (n_val,) int64
-    input_shape: tuple[int, ...]
-    num_classes: int
-
-    def __post_init__(self) -> None:
-        _check_arrays(repr(self.name), {k: getattr(self, k) for k in _NPZ_KEYS})
-        shape = tuple(int(s) for s in self.input_shape)
-        if self.x_train.shape[1:] != shape:
-            raise DatasetError(
-                f"dataset {self.name!r}: x_train rows have shape {self.x_train.shape[1:]}, but input_shape is {shape}"
-            )
-        k = int(self.num_classes)
-        for split in ("train", "val"):
-            y = getattr(self, f"y_{split}")
-            if y.size and int(y.max()) >= k:
-                raise DatasetError(
-                    f"dataset {self.name!r}: y_{split} has label {int(y.max())}, "
-                    f"but num_classes is {k} (labels must be in [0, {k}))"
-                )
-        for field in ("x_train", "x_val"):
-            object.__setattr__(self, field, _frozen(getattr(self, field), np.float32))
-        for field in ("y_train", "y_val"):
-            object.__setattr__(self, field, _frozen(getattr(self, field), np.int64))
-        object.__setattr__(self, "input_shape", shape)
-        object.__setattr__(self, "num_classes", k)
-
-    def __repr__(self) -> str:
-        return (
-            f"Dataset(name={self.name!r}, train={len(self.y_train)}, val={len(self.y_val)}, "
-            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
-        )
-
-
-def _frozen(a: np.ndarray, dtype: type) -> np.ndarray:
-    out = np.ascontiguousarray(a, dtype=dtype)
-    if out is a:
-        out = out.copy()  # never freeze the caller's own array
-    out.setflags(write=False)
-    return out
-
-
-def _check_arrays(where: str, arrays: Mapping[str, object]) -> None:
-    """Raise :class:`DatasetError` naming the first problem; ``where`` names the dataset."""
-    a: dict[str, np.ndarray] = {}
-    for key in _NPZ_KEYS:
-        value = arrays[key]
-        if not isinstance(value, np.ndarray):
-            raise DatasetError(f"dataset {where}: {key} must be a numpy array, got {type(value).__name__}")
-        a[key] = value
-    for split in ("train", "val"):
-        x, y = a[f"x_{split}"], a[f"y_{split}"]
-        if x.dtype.kind not in "biuf":
-            raise DatasetError(f"dataset {where}: x_{split} must be numeric, got dtype {x.dtype}")
-        if x.ndim < 2:
-            raise DatasetError(f"dataset {where}: x_{split} must have shape (n, *input_shape), got shape {x.shape}")
-        if y.ndim != 1:
-            raise DatasetError(f"dataset {where}: y_{split} must be 1-D labels, got shape {y.shape}")
-        if y.dtype.kind not in "iu":
-            raise DatasetError(
-                f"dataset {where}: y_{split} must hold integer labels, got dtype {y.dtype} (use .astype(int))"
-            )
-        if len(x) != len(y):
-            raise DatasetError(f"dataset {where}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
-        if len(y) == 0:
-            raise DatasetError(f"dataset {where}: the {split} split is empty")
-        if int(y.min()) < 0:
-            raise DatasetError(f"dataset {where}: y_{split} has label {int(y.min())}; labels must be >= 0")
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
-            raise DatasetError(f"dataset {where}: x_{split} contains NaN or inf")
-    if a["x_train"].shape[1:] != a["x_val"].shape[1:]:
-        raise DatasetError(
-            f"dataset {where}: x_train rows have shape {a['x_train'].shape[1:]} but x_val rows {a['x_val'].shape[1:]}"
-        )
+__all__ = ["HELD_FRACTION", "TEST_SEED", "Dataset", "DatasetError", "from_arrays", "load", "names"]
 
 
 # -- built-ins ---------------------------------------------------------------------------------
@@ -129,17 +77,14 @@ def _check_arrays(where: str, arrays: Mapping[str, object]) -> None:
 @functools.lru_cache(maxsize=8)
 def _digits(seed: int) -> Dataset:
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()  # bundled with scikit-learn: no download
     x = (bunch.data / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)  # pixel values 0..16 -> [0, 1]
-    y = bunch.target.astype(np.int64)
-    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
-    return Dataset("digits", x_train, y_train, x_val, y_val, (1, 8, 8), 10)
+    return from_arrays("digits", x, bunch.target.astype(np.int64), seed=seed, num_classes=10)
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist1d() -> Dataset:
+def _mnist1d_raw() -> dict[str, np.ndarray]:
     # make_dataset builds the data from templates on this machine. (mnist1d.get_dataset would try
     # to download a pickle first: never call it.) It seeds the global `random` and `np.random`
     # generators, so save and restore them around the call.
@@ -147,19 +92,27 @@ def _mnist1d() -> Dataset:
 
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
-        raw = make_dataset(get_dataset_args())  # canonical arguments: 5,000 samples, seed 42
+        return make_dataset(get_dataset_args())  # canonical arguments: 5,000 samples, seed 42
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
-    x_train = raw["x"].astype(np.float32)[:, None, :]  # (n, 40) -> (n, 1, 40): one channel
-    x_val = raw["x_test"].astype(np.float32)[:, None, :]
-    return Dataset("mnist1d", x_train, raw["y"].astype(np.int64), x_val, raw["y_test"].astype(np.int64), (1, 40), 10)
 
 
-_BUILTIN: dict[str, Callable[[int], Dataset]] = {
-    "digits": _digits,
-    "mnist1d": lambda seed: _mnist1d(),
-}
+@functools.lru_cache(maxsize=8)
+def _mnist1d(seed: int) -> Dataset:
+    raw = _mnist1d_raw()
+    return from_arrays(
+        "mnist1d",
+        raw["x"].astype(np.float32)[:, None, :],  # (n, 40) -> (n, 1, 40): one channel
+        raw["y"].astype(np.int64),
+        x_test=raw["x_test"].astype(np.float32)[:, None, :],  # the canonical 1,000
+        y_test=raw["y_test"].astype(np.int64),
+        seed=seed,
+        num_classes=10,
+    )
+
+
+_BUILTIN: dict[str, Callable[[int], Dataset]] = {"digits": _digits, "mnist1d": _mnist1d}
 
 
 def names() -> list[str]:
@@ -169,53 +122,118 @@ def names() -> list[str]:
 
 # -- files -------------------------------------------------------------------------------------
 
-
-def _load_npz(path: Path) -> Dataset:
-    where = repr(str(path))
-    if not path.is_file():
-        raise DatasetError(f"dataset file {where} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise DatasetError(f"dataset {where} lacks {', '.join(missing)}; an .npz needs {', '.join(_NPZ_KEYS)}")
-            arrays = {k: npz[k] for k in _NPZ_KEYS}
-    except DatasetError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        # allow_pickle=False makes object arrays (e.g. strings of mixed type) a ValueError.
-        raise DatasetError(f"dataset file {where} is not a readable .npz of numeric arrays ({e})") from e
-    _check_arrays(where, arrays)
-    num_classes = int(max(arrays["y_train"].max(), arrays["y_val"].max())) + 1
-    return Dataset(
-        path.stem,
-        arrays["x_train"],
-        arrays["y_train"],
-        arrays["x_val"],
-        arrays["y_val"],
-        tuple(arrays["x_train"].shape[1:]),
-        num_classes,
-    )
+_FORMATS = "an .npz or .csv file, an image folder, or 'file.py:function'"
+_CACHE_SIZE = 8
+_cache: OrderedDict[Hashable, Dataset] = OrderedDict()  # (kind, path, fingerprint, options) -> data
+_cache_lock = threading.Lock()
 
 
-def load(name_or_path: str | os.PathLike[str], *, seed: int = 0) -> Dataset:
-    """A built-in dataset by name, or one read from an ``.npz`` file.
+def _kind(text: str) -> tuple[str, Path]:
+    """("npz" | "csv" | "images" | "function", the file or folder) for a spec that is not a name."""
+    path_text, colon, _ = text.rpartition(":")
+    if colon and path_text.endswith(".py"):
+        return "function", Path(path_text)
+    path = Path(text)
+    if text.lower().endswith(".npz"):
+        return "npz", path
+    if text.lower().endswith(".csv"):
+        return "csv", path
+    if path.is_dir():
+        return "images", path
+    if not path.exists():
+        raise DatasetError(f"dataset file {text!r} does not exist")
+    raise DatasetError(f"dataset file {text!r} is not a format automl reads; give {_FORMATS}")
 
-    ``seed`` fixes the stratified 80/20 split of ``digits``; ``mnist1d`` is always the canonical
-    dataset (generator seed 42, its own split) and an ``.npz`` brings its own split, so both
-    ignore it. Built-ins are cached in-process. From an ``.npz``: ``input_shape`` is
-    ``x_train.shape[1:]`` and ``num_classes`` is the largest label + 1; the name is the file's stem.
+
+def _fingerprint(kind: str, path: Path) -> Hashable:
+    """What changes when the data on disk changes (as far as ``stat`` can tell)."""
+    if kind != "images":
+        st = path.stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    stats = []
+    for folder, _, files in os.walk(path):
+        for name in files:
+            st = os.stat(os.path.join(folder, name))
+            stats.append((os.path.relpath(os.path.join(folder, name), path), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(stats))
+
+
+def _load_file(kind: str, text: str, path: Path, seed: int, target: str | None, image_size: int | None) -> Dataset:
+    if kind == "npz":
+        from evaluators._data_npz import load_npz
+
+        return load_npz(path, seed)
+    if kind == "csv":
+        from evaluators._data_tabular import load_csv
+
+        return load_csv(path, target, seed)
+    if kind == "images":
+        from evaluators._data_images import load_folder
+
+        return load_folder(path, image_size, seed)
+    from evaluators._data_python import load_function
+
+    return load_function(text, seed)
+
+
+def load(
+    name_or_path: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    target: str | None = None,
+    image_size: int | None = None,
+) -> Dataset:
+    """A built-in dataset by name, or one read from a file, folder or function (see the module).
+
+    Args:
+        name_or_path: ``"digits"``, ``"mnist1d"``, a path to an ``.npz`` or ``.csv`` file or an
+            image folder, or ``"path/to/file.py:function"``.
+        seed: draws the validation split where one is split off the training rows (the test
+            split is always drawn with seed 0). Other splits are as given.
+        target: the CSV column holding the labels (default: a column named ``target`` or
+            ``label``). Only for ``.csv``.
+        image_size: images are resized to ``image_size`` x ``image_size`` (default 32). Only for
+            image folders.
+
+    Datasets are cached in-process: built-ins by seed, the others by path, options, seed and
+    the files' size and modification times (for ``file.py:fn``, the ``.py`` file's: ``fn`` runs
+    once per version of its file); the same request returns the same object.
 
     Raises:
-        DatasetError: unknown name, missing or unreadable file, missing keys, or arrays that do
-            not fit together (the message names the problem).
+        DatasetError: unknown name, missing or unreadable file, missing keys or columns, or
+            arrays that do not fit together (the message names the problem).
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise DatasetError(f"a dataset is a name or a path, got {type(name_or_path).__name__}")
     if isinstance(name_or_path, str) and name_or_path in _BUILTIN:
+        _refuse_options(repr(name_or_path), "", target, image_size)
         return _BUILTIN[name_or_path](seed)
-    if isinstance(name_or_path, os.PathLike) or (
-        isinstance(name_or_path, str) and (name_or_path.endswith(".npz") or os.sep in name_or_path)
-    ):
-        return _load_npz(Path(name_or_path))
-    raise DatasetError(
-        f"unknown dataset {name_or_path!r}; choose one of {', '.join(names())} or a path to an .npz file"
-    )
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and not any(c in text for c in ("/", os.sep, ".")) and not Path(text).exists():
+        raise DatasetError(f"unknown dataset {text!r}; choose one of {', '.join(names())} or a path to {_FORMATS}")
+    kind, path = _kind(text)
+    _refuse_options(repr(text), kind, target, image_size)
+    if kind != "images" and not path.is_file():
+        raise DatasetError(f"dataset file {str(path)!r} does not exist")
+    try:
+        function = text.rpartition(":")[2] if kind == "function" else ""
+        key = (kind, str(path.resolve()), function, _fingerprint(kind, path), seed, target, image_size)
+    except OSError as e:
+        raise DatasetError(f"dataset {text!r} cannot be read ({e})") from e
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    data = _load_file(kind, text, path, seed, target, image_size)
+    with _cache_lock:
+        _cache[key] = data
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return data
+
+
+def _refuse_options(where: str, kind: str, target: str | None, image_size: int | None) -> None:
+    if target is not None and kind != "csv":
+        raise DatasetError(f"target= applies to .csv files, not to dataset {where}")
+    if image_size is not None and kind != "images":
+        raise DatasetError(f"image_size= applies to image folders, not to dataset {where}")
