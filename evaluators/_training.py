@@ -21,10 +21,8 @@ import dataclasses
 import json
 import math
 import os
-import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +34,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import search_spaces
-from evaluators import datasets
+from evaluators import _recipe, datasets
+from evaluators import _recipe_runtime as rt
 from evaluators._base import Evaluator, Infeasible, Report, _no_report
+from evaluators._recipe import is_int as _is_int
 from evaluators.datasets import Dataset
 from search_spaces import Arch, Space
 
@@ -47,44 +47,65 @@ _EVAL_BATCH = 1024  # validation batch size: no gradients, so larger than the tr
 _LATENCY_WARMUP = 5
 _LATENCY_RUNS = 30
 
-_AmpFactory = Callable[[], AbstractContextManager[Any]]  # a fresh autocast (or no-op) context per use
-
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How :class:`TrainingEvaluator` trains each architecture (the same for every trial)."""
+    """How :class:`TrainingEvaluator` trains each architecture.
+
+    The recipe: an optimizer (``adam``, ``adamw`` or Nesterov ``sgd``; weight decay on weight
+    matrices and kernels only, never on biases or normalisation parameters), a per-batch
+    learning-rate schedule (``constant``, ``cosine`` or ``onecycle``, see
+    :mod:`evaluators._recipe`), optional gradient clipping, label smoothing and augmentation
+    on the device (see :mod:`evaluators._augment`).
+
+    **Recipe values searched with the architecture.** A decision named ``train.<field>`` for a
+    field in ``evaluators._recipe.SEARCHABLE`` (lr, weight_decay, label_smoothing, batch_size,
+    momentum, nesterov, warmup_epochs, pct_start, grad_clip, optimizer, schedule, augment) sets
+    that field for that trial (``dataclasses.replace``, so validated). Other ``train.*`` names
+    (``train.dropout``) are the model's own business; ``train.seed`` and other fields are refused.
+
+    >>> import search_spaces
+    >>> from torch import nn
+    >>> @search_spaces.space
+    ... def tuned(a, input_shape, num_classes):
+    ...     with a.scope("train"):
+    ...         a.float("lr", 1e-4, 1e-1, log=True)
+    ...         a.choice("schedule", ["constant", "cosine"])
+    ...     return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+    >>> ev = TrainingEvaluator(tuned, "digits", TrainConfig(epochs=2))
+    >>> cfg = ev.trial_config({"train.lr": 0.01, "train.schedule": "cosine"})
+    >>> cfg.lr, cfg.schedule, cfg.epochs
+    (0.01, 'cosine', 2)
+    """
 
     epochs: int = 10  # passes over the training split; metrics are reported after each
     batch_size: int = 128  # training minibatch; the last partial batch is kept (unless it has 1 sample)
-    lr: float = 1e-3  # learning rate, constant over training
-    optimizer: Literal["adam", "sgd"] = "adam"  # torch.optim.Adam, or SGD with `momentum`
+    lr: float = 1e-3  # peak learning rate: after warm-up, OneCycle's max_lr
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"  # stepped per batch
+    warmup_epochs: float = 0.0  # linear warm-up from lr/W to lr over this many epochs (constant, cosine)
+    pct_start: float = 0.3  # onecycle: share of the steps spent rising to lr
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # adamw: decoupled weight decay
     momentum: float = 0.9  # SGD only
-    weight_decay: float = 0.0  # L2 penalty passed to the optimizer (coupled, as torch.optim.Adam does it)
+    nesterov: bool = True  # SGD only: Nesterov momentum (when momentum > 0)
+    weight_decay: float = 0.0  # on weights with 2+ dims only; Adam adds it to the gradient, AdamW decouples it
+    grad_clip: float | None = None  # clip the global gradient norm to this (clip_grad_norm_); None: no clipping
     label_smoothing: float = 0.0  # for the training loss only; validation loss is plain cross-entropy
+    augment: str = "none"  # none | auto | crop,flip,cutout (images) | shift (sequences), on the device
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when this process sees a GPU, else CPU
     threads: int | None = None  # torch CPU threads during evaluate (restored after); None: leave as is
-    seed: int = 0  # seeds weights, shuffling and dropout; CPU results are bit-for-bit repeatable
-    amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU)
+    seed: int = 0  # seeds weights, shuffling, augmentation and dropout; CPU results are bit-for-bit repeatable
+    amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU); image batches are channels_last on CUDA
+    compile: bool = False  # torch.compile the model on CUDA (ignored on CPU: see _recipe_runtime.compiled)
+    data_on_device: Literal["auto"] | bool = "auto"  # CUDA: keep data on the GPU; auto: if < 25% of free memory
     max_params: int | None = None  # more parameters than this -> Infeasible, before any training
     measure_latency: bool = False  # add latency_ms: median batch-1 forward time after training
     weights_dir: str | None = None  # keep trained weights: <dir>/<arch key>.pt (a state_dict), metric "weights"
 
     def __post_init__(self) -> None:
-        def need(ok: bool, what: str, value: object) -> None:
-            if not ok:
-                raise ValueError(f"TrainConfig: {what}, but got {value!r}")
-
+        need = _recipe.need
         need(_is_int(self.epochs) and self.epochs >= 1, "epochs must be an int >= 1", self.epochs)
         need(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size must be an int >= 1", self.batch_size)
-        need(_is_num(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
-        need(self.optimizer in ("adam", "sgd"), "optimizer must be 'adam' or 'sgd'", self.optimizer)
-        need(_is_num(self.momentum) and 0 <= self.momentum < 1, "momentum must be in [0, 1)", self.momentum)
-        need(_is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
-        need(
-            _is_num(self.label_smoothing) and 0 <= self.label_smoothing < 1,
-            "label_smoothing must be in [0, 1)",
-            self.label_smoothing,
-        )
+        _recipe.check_recipe(self)
         need(self.device in ("auto", "cpu", "cuda"), "device must be 'auto', 'cpu' or 'cuda'", self.device)
         need(
             self.threads is None or (_is_int(self.threads) and self.threads >= 1),
@@ -93,6 +114,12 @@ class TrainConfig:
         )
         need(_is_int(self.seed), "seed must be an int", self.seed)
         need(isinstance(self.amp, bool), "amp must be a bool", self.amp)
+        need(isinstance(self.compile, bool), "compile must be a bool", self.compile)
+        need(
+            isinstance(self.data_on_device, bool) or self.data_on_device == "auto",
+            "data_on_device must be 'auto', True or False",
+            self.data_on_device,
+        )
         need(
             self.max_params is None or (_is_int(self.max_params) and self.max_params >= 1),
             "max_params must be None or an int >= 1",
@@ -108,14 +135,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-able dict."""
         return dataclasses.asdict(self)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class TrainingEvaluator(Evaluator):
@@ -140,6 +159,7 @@ class TrainingEvaluator(Evaluator):
 
     After each epoch it calls ``report(epoch, {"accuracy": ..., "loss": ...})`` with ``epoch``
     counting from 1; a :class:`~evaluators.Pruned` raised there propagates and ends training.
+    Each trial trains with :meth:`trial_config`; :meth:`final` retrains on train+val for the test split.
 
     Raises (from :meth:`evaluate`): :class:`~evaluators.Infeasible` above ``max_params`` or for a
     model without parameters; ``FloatingPointError`` when the loss becomes NaN or infinite;
@@ -173,6 +193,7 @@ class TrainingEvaluator(Evaluator):
         data = self._dataset
         self.dataset_name = data.name
         self.context: dict[str, Any] = {"input_shape": data.input_shape, "num_classes": data.num_classes}
+        self._bound = self.space.bind(**self.context)  # validates and builds with this data's shape
 
     # -- pickling: data given by name or path is reloaded where it is unpickled -------------
     def __getstate__(self) -> dict[str, Any]:
@@ -200,152 +221,117 @@ class TrainingEvaluator(Evaluator):
     def __repr__(self) -> str:
         return f"TrainingEvaluator({json.dumps(self.describe())})"
 
+    def trial_config(self, arch: Arch | Mapping[str, Any]) -> TrainConfig:
+        """The recipe for ``arch``: :attr:`config` with its ``train.*`` decisions (see :class:`TrainConfig`).
+
+        Raises :class:`search_spaces.InvalidArchitecture` for an architecture outside the space,
+        ``ValueError`` naming the decision and field for a recipe value TrainConfig refuses.
+        """
+        with rt.seeded(self.config.seed, torch.device("cpu")):  # tracing may build modules: keep the caller's RNG
+            self._bound.validate(arch)  # a wrong architecture is refused by decision name first
+        return _recipe.with_decisions(self.config, arch)
+
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, arch: Arch | Mapping[str, Any], report: Report = _no_report) -> dict[str, Any]:
-        device = _device(self.config.device)
+        cfg = self.trial_config(arch)
+        return self._guarded(cfg, lambda device: self._evaluate(arch, cfg, report, device))
+
+    def final(
+        self, arch: Arch | Mapping[str, Any], *, seed: int, epochs: int | None = None, report: Report | None = None
+    ) -> dict[str, Any]:
+        """Train ``arch`` from scratch on train+val with seed ``seed``, then measure it on the test split.
+
+        The full recipe of :meth:`trial_config`, for ``epochs`` (default: the config's). The test
+        split is read only after training ends; ``report(epoch, {"train_loss": ...})`` after each
+        epoch is all that is seen during training. Returns ``test_accuracy``, ``test_loss``,
+        ``params``, ``flops``, ``train_seconds``, ``epochs``, ``seed`` and, with ``weights_dir``,
+        ``weights``: ``<weights_dir>/final/<arch key>-s<seed>.pt``. Raises as :meth:`evaluate`.
+        """
+        cfg = self.trial_config(arch)
+        cfg = dataclasses.replace(cfg, seed=seed, epochs=cfg.epochs if epochs is None else epochs)
+        return self._guarded(cfg, lambda device: self._final(arch, cfg, report or _no_report, device))
+
+    def _guarded(self, cfg: TrainConfig, run: Callable[[torch.device], dict[str, Any]]) -> dict[str, Any]:
+        """``run(device)`` with the config's threads and seed; a CUDA OOM becomes a short RuntimeError."""
+        device = rt.device_of(cfg.device)
         oom_detail = ""
         try:
-            with _threads(self.config.threads), _seeded(self.config.seed, device):
-                return self._evaluate(arch, report, device)
+            with rt.threads(cfg.threads), rt.seeded(cfg.seed, device):
+                return run(device)
         except RuntimeError as e:
-            if not _is_cuda_oom(e, device):
+            if not rt.is_cuda_oom(e, device):
                 raise
             # Keep only the text: the traceback holds the tensors, which must go before
             # empty_cache. Not a TransientError: the same architecture would run out again.
             first_line = (str(e).strip().splitlines() or [""])[0]
             oom_detail = first_line.removeprefix("CUDA out of memory.").strip()
         torch.cuda.empty_cache()
-        raise RuntimeError(f"CUDA out of memory (batch size {self.config.batch_size} on {device}): {oom_detail}")
+        raise RuntimeError(f"CUDA out of memory (batch size {cfg.batch_size} on {device}): {oom_detail}")
 
-    def _evaluate(self, arch: Mapping[str, Any], report: Report, device: torch.device) -> dict[str, Any]:
-        cfg, data = self.config, self.dataset
-        model = self.space.build(arch, **self.context)
+    def _evaluate(self, arch: Mapping[str, Any], cfg: TrainConfig, report: Report, device: torch.device) -> dict:
+        data = self.dataset
+        model, flops, params = self._model(arch, cfg, device, data.x_train[:1])
+        keep = rt.data_on_device(cfg, device, data.x_train.nbytes + data.x_val.nbytes)
+        x_train, y_train = rt.tensor(data.x_train, device, keep), rt.tensor(data.y_train, device, keep)
+        x_val, y_val = rt.tensor(data.x_val, device, keep), rt.tensor(data.y_val, device, keep)
+        accuracy = val_loss = float("nan")
+
+        def after_epoch(epoch: int, train_loss: float) -> None:
+            nonlocal accuracy, val_loss
+            accuracy, val_loss = _validate(model, x_val, y_val, cfg, device)
+            if not math.isfinite(val_loss):
+                raise FloatingPointError(f"validation loss became {val_loss} at epoch {epoch}")
+            report(epoch, {"accuracy": accuracy, "loss": val_loss})
+
+        train_seconds = _recipe.fit(model, cfg, device, x_train, y_train, after_epoch)
+        out: dict[str, Any] = {"accuracy": accuracy, "loss": val_loss, "params": params, "flops": flops}
+        out.update(train_seconds=round(train_seconds, 4), epochs=cfg.epochs, device=str(device))
+        if cfg.measure_latency:
+            out["latency_ms"] = _latency_ms(model, rt.batch(x_val[:1], device), rt.amp(cfg, device), device)
+        if cfg.weights_dir is not None:
+            out["weights"] = _save_weights(model, Path(cfg.weights_dir) / f"{search_spaces.arch_key(arch)}.pt")
+        return out
+
+    def _final(self, arch: Mapping[str, Any], cfg: TrainConfig, report: Report, device: torch.device) -> dict:
+        data = self.dataset
+        x, y = data.train_val()
+        model, flops, params = self._model(arch, cfg, device, x[:1])
+        keep = rt.data_on_device(cfg, device, x.nbytes)
+        x_fit, y_fit = rt.tensor(x, device, keep), rt.tensor(y, device, keep)
+        seconds = _recipe.fit(model, cfg, device, x_fit, y_fit, lambda epoch, loss: report(epoch, {"train_loss": loss}))
+        del x_fit, y_fit
+        # Training has ended: only now is the test split read.
+        x_test, y_test = rt.tensor(data.x_test, device, keep), rt.tensor(data.y_test, device, keep)
+        accuracy, loss = _validate(model, x_test, y_test, cfg, device)
+        out: dict[str, Any] = {"test_accuracy": accuracy, "test_loss": loss, "params": params, "flops": flops}
+        out.update(train_seconds=round(seconds, 4), epochs=cfg.epochs, seed=cfg.seed)
+        if cfg.weights_dir is not None:
+            name = f"{search_spaces.arch_key(arch)}-s{cfg.seed}.pt"
+            out["weights"] = _save_weights(model, Path(cfg.weights_dir) / "final" / name)
+        return out
+
+    def _model(
+        self, arch: Mapping[str, Any], cfg: TrainConfig, device: torch.device, x1: np.ndarray
+    ) -> tuple[nn.Module, int, int]:
+        """The built model on ``device``, its FLOPs for one sample ``x1`` and its parameter count."""
+        model = self._bound.build(arch)
         if not isinstance(model, nn.Module):
             raise TypeError(f"space {self.space.name!r} must build an nn.Module, got {type(model).__name__}")
         model = model.to(device)
-        x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
-        x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
-        use_amp = cfg.amp and device.type == "cuda"
-
-        def amp() -> AbstractContextManager[Any]:
-            return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-
         # One sample through the model: counts FLOPs and initialises lazy modules (LazyLinear...)
         # before the parameters are counted and handed to the optimizer.
-        flops = _flops(model, x_val[:1], data.num_classes, self.space.name)
+        flops = _flops(model, rt.tensor(x1, device, True), self.context["num_classes"], self.space.name)
         params = sum(p.numel() for p in model.parameters())
         if cfg.max_params is not None and params > cfg.max_params:
             raise Infeasible(f"{params:,} parameters > max_params {cfg.max_params:,}")
         if params == 0:
             raise Infeasible("the model has no parameters to train")
-
-        optimizer: torch.optim.Optimizer
-        if cfg.optimizer == "adam":
-            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            optimizer = torch.optim.SGD(
-                model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-            )
-        shuffle = torch.Generator().manual_seed(cfg.seed)
-        n = len(y_train)
-        # Batch boundaries. A last batch of one sample breaks BatchNorm in training mode: merge it
-        # into the batch before.
-        stops = [s for s in range(cfg.batch_size, n, cfg.batch_size) if s != n - 1]
-        accuracy = val_loss = float("nan")
-
-        _sync(device)
-        start = time.perf_counter()
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            order = torch.randperm(n, generator=shuffle).to(device)
-            total = torch.zeros((), device=device)  # summed on the device: no sync per batch
-            for idx in torch.tensor_split(order, stops):
-                with amp():
-                    logits = model(x_train[idx])
-                loss = F.cross_entropy(logits.float(), y_train[idx], label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach() * len(idx)
-            train_loss = total.item() / n
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"loss became {train_loss} at epoch {epoch}")
-            accuracy, val_loss = _validate(model, x_val, y_val, amp)
-            if not math.isfinite(val_loss):
-                raise FloatingPointError(f"validation loss became {val_loss} at epoch {epoch}")
-            report(epoch, {"accuracy": accuracy, "loss": val_loss})
-        _sync(device)
-        train_seconds = time.perf_counter() - start
-
-        out: dict[str, Any] = {
-            "accuracy": accuracy,
-            "loss": val_loss,
-            "params": int(params),
-            "flops": int(flops),
-            "train_seconds": round(train_seconds, 4),
-            "epochs": cfg.epochs,
-            "device": str(device),
-        }
-        if cfg.measure_latency:
-            out["latency_ms"] = _latency_ms(model, x_val[:1], amp, device)
-        if cfg.weights_dir is not None:
-            out["weights"] = _save_weights(model, Path(cfg.weights_dir) / f"{search_spaces.arch_key(arch)}.pt")
-        return out
+        if rt.channels_last(device, x1.ndim):
+            model = model.to(memory_format=torch.channels_last)
+        return model, int(flops), int(params)
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _device(choice: str) -> torch.device:
-    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("TrainConfig(device='cuda'), but this process sees no CUDA device")
-    return torch.device("cuda", torch.cuda.current_device())
-
-
-def _is_cuda_oom(e: RuntimeError, device: torch.device) -> bool:
-    # cuDNN and cuBLAS report a failed allocation as a plain RuntimeError.
-    return isinstance(e, torch.cuda.OutOfMemoryError) or (device.type == "cuda" and "out of memory" in str(e))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    # The dataset's arrays are read-only; torch wants a writable buffer, so copy once.
-    return torch.from_numpy(np.array(a)).to(device)
-
-
-@contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch, numpy and random for the block, then give the caller its generators back."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
 
 
 def _flops(model: nn.Module, x1: torch.Tensor, num_classes: int, space_name: str) -> int:
@@ -361,14 +347,18 @@ def _flops(model: nn.Module, x1: torch.Tensor, num_classes: int, space_name: str
     return int(counter.get_total_flops())
 
 
-def _validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: _AmpFactory) -> tuple[float, float]:
+def _validate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, device: torch.device
+) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) over the whole split."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    loss = torch.zeros((), device=x.device)
+    amp = rt.amp(cfg, device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    loss = torch.zeros((), device=device)
     with torch.no_grad():
         for start in range(0, len(y), _EVAL_BATCH):
-            xb, yb = x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH]
+            xb = rt.batch(x[start : start + _EVAL_BATCH], device)
+            yb = y[start : start + _EVAL_BATCH].to(device, non_blocking=True)
             with amp():
                 logits = model(xb)
             logits = logits.float()
@@ -386,17 +376,17 @@ def _save_weights(model: nn.Module, path: Path) -> str:
     return str(path.resolve())
 
 
-def _latency_ms(model: nn.Module, x1: torch.Tensor, amp: _AmpFactory, device: torch.device) -> float:
+def _latency_ms(model: nn.Module, x1: torch.Tensor, amp: rt.AmpFactory, device: torch.device) -> float:
     """Median wall time of a batch-1 forward pass, after a few warm-up runs."""
     model.eval()
     times = []
     with torch.inference_mode():
         for i in range(_LATENCY_WARMUP + _LATENCY_RUNS):
-            _sync(device)
+            rt.sync(device)
             t0 = time.perf_counter()
             with amp():
                 model(x1)
-            _sync(device)
+            rt.sync(device)
             if i >= _LATENCY_WARMUP:
                 times.append(time.perf_counter() - t0)
     return round(float(np.median(times)) * 1000.0, 4)

@@ -1,8 +1,11 @@
-"""TrainingEvaluator: determinism, learning, reports, pruning, failures, cost measures, pickling."""
+"""TrainingEvaluator: determinism, learning, reports, pruning, failures, cost measures, pickling,
+final training on train+val measured on test, and the CUDA paths (where a GPU is present)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import multiprocessing
 import pickle
 from collections.abc import Mapping
@@ -131,7 +134,20 @@ def test_unknown_dataset() -> None:
         ("epochs", 0, r"epochs must be an int >= 1, but got 0"),
         ("batch_size", 1.5, r"batch_size must be an int >= 1, but got 1\.5"),
         ("lr", 0.0, r"lr must be > 0, but got 0\.0"),
-        ("optimizer", "rmsprop", r"optimizer must be 'adam' or 'sgd', but got 'rmsprop'"),
+        ("optimizer", "rmsprop", r"^TrainConfig: optimizer must be one of adam, adamw, sgd, but got 'rmsprop'$"),
+        ("schedule", "linear", r"^TrainConfig: schedule must be one of constant, cosine, onecycle, but got 'linear'$"),
+        ("warmup_epochs", -1, r"warmup_epochs must be >= 0, but got -1"),
+        ("pct_start", 1.0, r"pct_start must be in \(0, 1\), but got 1\.0"),
+        ("nesterov", "no", r"nesterov must be a bool, but got 'no'"),
+        ("grad_clip", 0.0, r"grad_clip must be None or > 0, but got 0\.0"),
+        (
+            "augment",
+            "rot",
+            r"augment must be 'none', 'auto' or a list of crop, flip, cutout, shift, but got 'rot'",
+        ),
+        ("augment", "none,flip", r"augment must be .* but got 'none,flip'"),
+        ("compile", 1, r"compile must be a bool, but got 1"),
+        ("data_on_device", "yes", r"data_on_device must be 'auto', True or False, but got 'yes'"),
         ("momentum", 1.0, r"momentum must be in \[0, 1\), but got 1\.0"),
         ("weight_decay", -1.0, r"weight_decay must be >= 0, but got -1\.0"),
         ("label_smoothing", 1.0, r"label_smoothing must be in \[0, 1\), but got 1\.0"),
@@ -297,11 +313,15 @@ def test_pickled_by_name_reloads_the_dataset() -> None:
 
 def test_pickled_dataset_object_and_npz_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = datasets.load("digits")
-    small = Dataset("small", d.x_train[:200], d.y_train[:200], d.x_val[:50], d.y_val[:50], d.input_shape, 10)
+    small = Dataset(
+        "small", d.x_train[:200], d.y_train[:200], d.x_val[:50], d.y_val[:50], d.input_shape, 10,
+        x_test=d.x_test[:50], y_test=d.y_test[:50],
+    )  # fmt: skip
     by_object = pickle.loads(pickle.dumps(TrainingEvaluator(mlp, small, FAST)))
     assert by_object.dataset.x_train.shape == (200, 1, 8, 8)
 
-    np.savez(tmp_path / "small.npz", x_train=small.x_train, y_train=small.y_train, x_val=small.x_val, y_val=small.y_val)
+    arrays = {f"{xy}_{split}": getattr(small, f"{xy}_{split}") for xy in "xy" for split in ("train", "val", "test")}
+    np.savez(tmp_path / "small.npz", **arrays)
     monkeypatch.chdir(tmp_path)
     ev = TrainingEvaluator(mlp, "small.npz", FAST)  # relative: resolved before pickling
     monkeypatch.chdir(Path(__file__).parent)
@@ -371,3 +391,202 @@ def test_builtin_cnn_space(dataset: str) -> None:
     metrics = ev.evaluate(arch, lambda step, m: steps.append(step))
     assert steps == [1] and 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["params"] > 0 and metrics["flops"] > 0
+
+
+# -- the recipe in training runs (unit tests of its parts: test_recipe.py) ----------------------
+
+RECIPE = TrainConfig(
+    epochs=2, batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=0.05, schedule="cosine", warmup_epochs=0.5,
+    grad_clip=1.0, label_smoothing=0.1, augment="crop,flip,cutout", threads=1,
+)  # fmt: skip
+
+
+def test_full_recipe_is_repeatable_on_cpu() -> None:
+    ev = TrainingEvaluator(tiny_cnn, "digits", RECIPE)
+    first, second = ev.evaluate({"width": 8}), ev.evaluate({"width": 8})
+    assert _without_time(first) == _without_time(second)  # augmentation included, bit for bit
+    plain = TrainingEvaluator(tiny_cnn, "digits", dataclasses.replace(RECIPE, augment="none"))
+    assert plain.evaluate({"width": 8})["loss"] != first["loss"]  # the augmentation did something
+
+
+def test_compile_and_data_on_device_change_nothing_on_cpu() -> None:
+    # torch.compile is used on CUDA only (see evaluators._recipe_runtime.compiled); on the CPU
+    # compile=True trains the eager model, bit for bit as without it.
+    base = TrainingEvaluator(mlp, "digits", TrainConfig(epochs=1, threads=1)).evaluate({"hidden": 16})
+    for options in ({"compile": True}, {"data_on_device": False}, {"amp": True}):
+        ev = TrainingEvaluator(mlp, "digits", TrainConfig(epochs=1, threads=1, **options))
+        assert _without_time(ev.evaluate({"hidden": 16})) == _without_time(base), options
+
+
+def test_sgd_onecycle_learns_digits() -> None:
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.1, optimizer="sgd", schedule="onecycle", threads=1)
+    assert TrainingEvaluator(tiny_cnn, "digits", cfg).evaluate({"width": 16})["accuracy"] > 0.9
+
+
+def _sequences() -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2, 40)).astype(np.float32)
+    y = (x[:, 0].mean(1) > 0).astype(np.int64)
+    return Dataset("seq", x[:200], y[:200], x[200:250], y[200:250], (2, 40), 2, x_test=x[250:], y_test=y[250:])
+
+
+def test_auto_augment_shifts_sequences_and_refuses_image_ops() -> None:
+    ev = TrainingEvaluator(mlp, _sequences(), TrainConfig(epochs=2, threads=1, augment="auto"))
+    first = ev.evaluate({"hidden": 16})
+    assert _without_time(first) == _without_time(ev.evaluate({"hidden": 16}))
+    plain = TrainingEvaluator(mlp, _sequences(), TrainConfig(epochs=2, threads=1))
+    assert plain.evaluate({"hidden": 16})["loss"] != first["loss"]
+    with pytest.raises(ValueError, match=r"augment 'crop' needs image batches"):
+        TrainingEvaluator(mlp, _sequences(), TrainConfig(epochs=1, threads=1, augment="crop")).evaluate({"hidden": 16})
+
+
+@search_spaces.space
+def tuned_batch(a: Chooser, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    a.choice("train.batch_size", [0, 32])  # 0: a value TrainConfig refuses
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+
+def test_a_refused_train_decision_names_the_field_before_training() -> None:
+    ev = TrainingEvaluator(tuned_batch, "digits", FAST)
+    refused = r"decision 'train\.batch_size': TrainConfig: batch_size must be an int >= 1, but got 0"
+    with pytest.raises(ValueError, match=refused):
+        ev.evaluate({"train.batch_size": 0}, lambda step, m: pytest.fail("trained with a refused recipe"))
+    with pytest.raises(InvalidArchitecture, match=r"train\.batch_size"):
+        ev.evaluate({"train.batch_size": 64})  # outside the space: refused by the space first
+    assert ev.evaluate({"train.batch_size": 32})["epochs"] == 2
+
+
+# -- final training: train+val, then the test split once ----------------------------------------
+
+FINAL = TrainConfig(epochs=3, lr=1e-2, batch_size=64, threads=1)
+FINAL_METRICS = {"test_accuracy", "test_loss", "params", "flops", "train_seconds", "epochs", "seed"}
+
+
+class _Spy:
+    """A dataset that records which of its parts were read, and when."""
+
+    def __init__(self, data: Dataset) -> None:
+        self._data = data
+        self.read: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.read.append(name)
+        return getattr(self._data, name)
+
+
+def test_final_trains_on_train_val_and_measures_test_once_training_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    ev = TrainingEvaluator(tiny_cnn, "digits", FINAL)
+    spy = _Spy(ev.dataset)
+    monkeypatch.setattr(ev, "_dataset", spy)
+    calls: list[tuple[int, dict[str, float]]] = []
+
+    def report(epoch: int, metrics: Mapping[str, float]) -> None:
+        assert "x_test" not in spy.read and "y_test" not in spy.read  # not during training
+        calls.append((epoch, dict(metrics)))
+
+    out = ev.final({"width": 16}, seed=0, report=report)
+    assert set(out) == FINAL_METRICS and out["epochs"] == 3 and out["seed"] == 0
+    assert out["test_accuracy"] > 0.85 and out["test_loss"] > 0, out
+    assert "train_val" in spy.read and {"x_test", "y_test"} <= set(spy.read)
+    assert "x_val" not in spy.read and "x_train" not in spy.read  # train+val come from train_val()
+    assert [e for e, _ in calls] == [1, 2, 3] and all(set(m) == {"train_loss"} for _, m in calls)
+
+
+def test_final_is_repeatable_for_a_seed_and_differs_between_seeds() -> None:
+    ev = TrainingEvaluator(tiny_cnn, "digits", FINAL)
+    first, again = ev.final({"width": 8}, seed=0), ev.final({"width": 8}, seed=0)
+    assert _without_time(first) == _without_time(again)
+    other = ev.final({"width": 8}, seed=1)
+    assert other["seed"] == 1 and other["test_loss"] != first["test_loss"]
+    assert ev.final({"width": 8}, seed=0, epochs=1)["epochs"] == 1
+    evaluated = ev.evaluate({"width": 8})  # the search's evaluation: a different training set
+    assert evaluated["loss"] != first["test_loss"] and evaluated["params"] == first["params"]
+
+
+def test_final_keeps_weights_under_final(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(FINAL, epochs=1, weights_dir=str(tmp_path))
+    out = TrainingEvaluator(tiny_cnn, "digits", cfg).final({"width": 8}, seed=3)
+    key = search_spaces.arch_key({"width": 8})
+    assert out["weights"] == str(tmp_path / "final" / f"{key}-s3.pt")
+    model = tiny_cnn.build({"width": 8}, input_shape=(1, 8, 8), num_classes=10)
+    model.load_state_dict(torch.load(out["weights"]))
+
+
+def test_final_refuses_bad_arguments_and_stops_when_pruned() -> None:
+    ev = TrainingEvaluator(mlp, "digits", FINAL)
+    with pytest.raises(ValueError, match=r"seed must be an int, but got '1'"):
+        ev.final({"hidden": 16}, seed="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"epochs must be an int >= 1, but got 0"):
+        ev.final({"hidden": 16}, seed=0, epochs=0)
+
+    def report(epoch: int, metrics: Mapping[str, float]) -> None:
+        raise Pruned("enough")
+
+    with pytest.raises(Pruned, match="enough"):
+        ev.final({"hidden": 16}, seed=0, report=report)
+
+
+# -- CUDA paths (skipped without a GPU) ----------------------------------------------------------
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+class _RecordsLayout(nn.Module):
+    seen: list[bool] = []  # one run at a time
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:  # training batches (not the one-sample FLOP count)
+            _RecordsLayout.seen.append(x.is_contiguous(memory_format=torch.channels_last))
+        return x
+
+
+def _rgb_digits() -> Dataset:
+    """Digits on 3 channels: with 1 channel every layout counts as channels_last."""
+    d = datasets.load("digits")
+    rgb = {f"x_{s}": np.repeat(getattr(d, f"x_{s}"), 3, axis=1) for s in ("train", "val", "test")}
+    return Dataset(
+        "rgb", rgb["x_train"], d.y_train, rgb["x_val"], d.y_val, (3, 8, 8), 10, x_test=rgb["x_test"], y_test=d.y_test
+    )
+
+
+@search_spaces.space
+def layout_cnn(a: Chooser, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    w = a.choice("width", [8])
+    return nn.Sequential(
+        _RecordsLayout(), *tiny_cnn.build({"width": w}, input_shape=input_shape, num_classes=num_classes)
+    )
+
+
+@cuda_only
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"amp": True},
+        {"data_on_device": False},
+        {"data_on_device": True, "augment": "crop,flip,cutout"},
+        {"compile": True},
+    ],
+)
+def test_cuda_training_paths(options: dict[str, Any]) -> None:
+    _RecordsLayout.seen.clear()
+    cfg = dataclasses.replace(RECIPE, **{"epochs": 3, "lr": 1e-2, "augment": "crop", "device": "cuda", **options})
+    ev = TrainingEvaluator(layout_cnn, _rgb_digits(), cfg)
+    metrics = ev.evaluate({"width": 8})
+    assert metrics["device"].startswith("cuda") and 0.0 <= metrics["accuracy"] <= 1.0
+    assert math.isfinite(metrics["loss"]) and metrics["accuracy"] > 0.2, metrics  # chance is 0.1; 0.4 to 0.8 on the CPU
+    if not options.get("compile"):
+        assert _RecordsLayout.seen and all(_RecordsLayout.seen)  # channels_last batches
+    out = ev.final({"width": 8}, seed=0, epochs=1)
+    assert set(out) == FINAL_METRICS and math.isfinite(out["test_loss"])
+
+
+@cuda_only
+def test_cuda_augmentation_is_repeatable_on_the_device() -> None:
+    from evaluators._augment import Augment
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    x = torch.rand(64, 3, 32, 32, device=device) + 1.0
+    first = Augment("crop,flip,cutout", ndim=4, seed=5, device=device)(x)
+    assert first.device == x.device and first.shape == x.shape and not torch.equal(first, x)
+    assert torch.equal(first, Augment("crop,flip,cutout", ndim=4, seed=5, device=device)(x))

@@ -1,0 +1,303 @@
+"""The weight pool of :class:`~evaluators.SharedWeightsEvaluator`: where a module was made, its
+key, the shared tensors with their optimizer state, and the pool file on disk.
+
+**The same place.** Each module of a built child that owns parameters or buffers gets a key;
+children whose modules have the same key share that module's tensors (the same objects).
+
+* A module **created inside a DSL scope** (``with a.scope("block0"): ...``) is keyed by
+  ``(scope, the option decisions asked under that scope before it was created and their values,
+  its ordinal among the modules created at that scope and decisions, its signature)``.
+  This is ENAS's rule: a node's operation keeps its weights wherever the rest of the network
+  changes, and a different choice at the node (asked before the module) gets other weights.
+* A module **created outside any scope** is keyed by ``(its path in the built model, e.g.
+  "blocks.0.conv", its signature)``. Every built-in space asks all its decisions first and then
+  builds the network outside any scope, so there the construction place cannot tell the blocks
+  apart; the path can. Two children then share a module when it sits at the same path with the
+  same configuration, whatever else differs.
+* The **signature** is the module's class, its configuration as ``extra_repr()`` prints it
+  (channels, kernel, stride, dilation, bias, eps ...) and the names and shapes of its own
+  parameters and buffers: only interchangeable modules ever share, and a module whose shape
+  depends on an earlier block's choice (its input channels) has one key per shape.
+
+Limits: range decisions (``a.float``, log-scale ``a.integer``) are left out of the scoped key
+(every value would be a new key); a decision that changes a module only through what flows into
+it (an earlier block's activation) does not split its key; outside a scope, a module list whose
+indices shift with a choice moves modules to other paths (and other weights). Modules created
+while the space is traced (sampling, validation) are never recorded.
+
+The place is read at the module's first parameter or buffer registration, through torch's
+global registration hooks, which are installed for the duration of one build and only record
+in the thread that builds (see :func:`recording`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules import module as _torch_module
+
+from search_spaces._dsl import current_chooser
+
+__all__ = ["POOL_FILE", "Made", "Pool", "PoolInUse", "module_keys", "recording"]
+
+POOL_FILE = "pool.pt"
+_LOCK_FILE = "pool.lock"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Made:
+    """Where a module was created: its DSL scope, the option decisions asked under it, its ordinal."""
+
+    scope: str
+    decisions: tuple[tuple[str, Any], ...]
+    ordinal: int
+
+
+@dataclass
+class _Recorder:
+    places: dict[nn.Module, Made] = field(default_factory=dict)  # strong refs for one build only
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+_local = threading.local()
+
+
+def _on_register(module: nn.Module, name: str, value: Any) -> None:
+    rec: _Recorder | None = getattr(_local, "recorder", None)
+    if rec is None or module in rec.places:  # not recording here, or already placed
+        return None
+    chooser = current_chooser()
+    if chooser is None or chooser.tracing:
+        return None
+    scope, asked = chooser.place
+    decisions = tuple((n, v) for n, v in asked if not chooser.decisions[n].ranged)
+    where = (scope, json.dumps(decisions, default=repr))
+    rec.places[module] = Made(scope, decisions, rec.counts[where])
+    rec.counts[where] += 1
+    return None  # keep the tensor as registered
+
+
+@contextmanager
+def recording() -> Iterator[dict[nn.Module, Made]]:
+    """Within the block, record where each module that registers a tensor in this thread was made.
+
+    Yields a dict ``module -> Made`` that fills as a space builds (only while a space function
+    runs in this thread and is not tracing). The hooks are torch's global parameter and buffer
+    registration hooks, removed when the block ends; other threads are never recorded.
+    """
+    if getattr(_local, "recorder", None) is not None:
+        raise RuntimeError("recording() does not nest: a build is already being recorded in this thread")
+    rec = _Recorder()
+    _local.recorder = rec
+    handles = [
+        _torch_module.register_module_parameter_registration_hook(_on_register),
+        _torch_module.register_module_buffer_registration_hook(_on_register),
+    ]
+    try:
+        yield rec.places
+    finally:
+        for h in handles:
+            h.remove()
+        _local.recorder = None
+
+
+def _signature(module: nn.Module) -> str:
+    tensors = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    shapes = ",".join(f"{n}{list(t.shape)}" for n, t in tensors)
+    return f"{type(module).__name__}({module.extra_repr()})[{shapes}]"
+
+
+def module_keys(model: nn.Module, places: dict[nn.Module, Made]) -> dict[str, tuple[nn.Module, str]]:
+    """``key -> (module, path)`` for each module of ``model`` that owns parameters or buffers.
+
+    The key text (see the module docs): ``"block0|[[\"block0.kernel\", 5]]|#0|Conv1d(...)[...]"``
+    for a module made inside a scope, ``"@blocks.0.conv|Conv1d(...)[...]"`` for one made outside.
+    Two modules of one model never get the same key (a repeat gets ``~1``, ``~2``, ...).
+    """
+    out: dict[str, tuple[nn.Module, str]] = {}
+    for path, m in model.named_modules():
+        if not any(True for _ in m.parameters(recurse=False)) and not any(True for _ in m.buffers(recurse=False)):
+            continue
+        made = places.get(m)
+        if made is not None and made.scope:
+            key = f"{made.scope}|{json.dumps(made.decisions, default=repr)}|#{made.ordinal}|{_signature(m)}"
+        else:
+            key = f"@{path}|{_signature(m)}"
+        base, n = key, 0
+        while key in out:
+            n += 1
+            key = f"{base}~{n}"
+        out[key] = (m, path)
+    return out
+
+
+class Pool:
+    """Shared tensors by ``"<module key>/<tensor name>"``, with per-parameter optimizer state.
+
+    ``tensors`` holds ``nn.Parameter`` objects (trained) and buffers (BatchNorm running
+    statistics: shared like the weights); ``state`` the optimizer state of each parameter (a
+    dict that the optimizer updates in place); ``steps`` the optimizer steps taken by all
+    children together and ``evaluations`` the children evaluated.
+    """
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.state: dict[str, dict[str, Any]] = {}
+        self.steps = 0
+        self.evaluations = 0
+
+    def adopt(self, model: nn.Module, places: dict[nn.Module, Made]) -> tuple[dict[int, str], int]:
+        """Give ``model``'s modules the pool's tensors for their keys; new keys enter the pool.
+
+        Returns ``{id(parameter): pool key}`` for the model's parameters and how many parameter
+        elements came from the pool (were there before this call).
+        """
+        names: dict[int, str] = {}
+        reused = 0
+        for key, (m, _) in module_keys(model, places).items():
+            for name, p in list(m.named_parameters(recurse=False)):
+                k = f"{key}/{name}"
+                shared = self.tensors.get(k)
+                if shared is None:
+                    self.tensors[k] = p
+                    shared = p
+                else:
+                    m.register_parameter(name, shared)  # type: ignore[arg-type]
+                    reused += shared.numel()
+                names[id(shared)] = k
+            for name, b in list(m.named_buffers(recurse=False)):
+                k = f"{key}/{name}"
+                shared = self.tensors.get(k)
+                if shared is None:
+                    self.tensors[k] = b
+                else:
+                    m.register_buffer(name, shared, persistent=name not in m._non_persistent_buffers_set)
+        return names, reused
+
+    # -- on disk -----------------------------------------------------------------------------
+    def save(self, path: Path, meta: dict[str, Any]) -> None:
+        """Write the pool to ``path`` atomically (a temporary file, then ``os.replace``)."""
+        params = [k for k, t in self.tensors.items() if isinstance(t, nn.Parameter)]
+        blob = {
+            "format": _FORMAT,
+            **meta,
+            "steps": self.steps,
+            "evaluations": self.evaluations,
+            "tensors": {k: t.detach().cpu() for k, t in self.tensors.items()},
+            "parameters": params,
+            "state": {k: {n: _cpu(v) for n, v in s.items()} for k, s in self.state.items() if s},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, path)  # a reader (or a crash) never sees half a file
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device) -> tuple[Pool, dict[str, Any]]:
+        """The pool stored at ``path`` on ``device``, and the file's other fields (space, config)."""
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a weight pool of format {_FORMAT} (written by SharedWeightsEvaluator)")
+        pool = cls()
+        params = set(blob["parameters"])
+        for k, t in blob["tensors"].items():
+            t = t.to(device)
+            pool.tensors[k] = nn.Parameter(t) if k in params else t
+        for k, s in blob["state"].items():
+            # The step counter stays on the CPU, as torch's optimizers keep it (capturable=False).
+            pool.state[k] = {n: (v if n == "step" or not torch.is_tensor(v) else v.to(device)) for n, v in s.items()}
+        pool.steps, pool.evaluations = int(blob["steps"]), int(blob["evaluations"])
+        meta = {k: v for k, v in blob.items() if k not in ("tensors", "parameters", "state", "steps", "evaluations")}
+        return pool, meta
+
+
+def _cpu(v: Any) -> Any:
+    return v.detach().cpu() if torch.is_tensor(v) else v
+
+
+# -- one process per pool file ---------------------------------------------------------------
+
+
+class PoolInUse(RuntimeError):
+    """Another live process holds the pool file: the pool lives in one process only."""
+
+
+_held: Counter[str] = Counter()  # lock path -> evaluators of this process that hold it
+_held_mutex = threading.Lock()
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def acquire(pool_dir: Path) -> str:
+    """Take ``<pool_dir>/pool.lock`` for this process (again, if it holds it already); its path.
+
+    A lock left by a dead process of this host is taken over. Raises :class:`PoolInUse` when a
+    live process (or another host) holds it.
+    """
+    lock = str((pool_dir / _LOCK_FILE).resolve())
+    with _held_mutex:
+        if _held[lock]:
+            _held[lock] += 1
+            return lock
+        pool_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = Path(lock).read_text().strip() if Path(lock).exists() else ""
+                if holder == _owner() or _stale(holder):
+                    Path(lock).unlink(missing_ok=True)
+                    continue
+                raise PoolInUse(
+                    f"the weight pool {pool_dir} is in use by process {holder!r}: a shared-weights pool lives in "
+                    "one process, so run the search with the inline executor (or one worker); if that process is "
+                    f"gone, delete {lock}"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(_owner())
+            _held[lock] += 1
+            return lock
+        raise PoolInUse(f"could not take the lock {lock}")
+
+
+def release(lock: str) -> None:
+    """Give back one hold of ``lock``; the file goes with the last."""
+    with _held_mutex:
+        if _held[lock] <= 0:
+            return
+        _held[lock] -= 1
+        if _held[lock] == 0:
+            del _held[lock]
+            try:
+                if Path(lock).read_text().strip() == _owner():
+                    Path(lock).unlink()
+            except OSError:
+                pass
+
+
+def _stale(holder: str) -> bool:
+    """True when ``holder`` ("host pid") is a process of this host that no longer runs."""
+    host, _, pid = holder.rpartition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return not holder  # an empty lock (a crash while writing it) is stale; another host's is not
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
