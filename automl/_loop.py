@@ -16,6 +16,7 @@ from typing import Any
 
 from automl.executors._base import Executor
 from automl.executors._jobs import Done, Job, Step, worker_name
+from automl.pruners import PRUNED_KEY, ask_pruner
 from controller import Proposer, Result
 from evaluators import Evaluator
 from search_spaces import Arch, InvalidArchitecture, Space
@@ -220,8 +221,13 @@ class _Loop:
     def _on_step(self, step: Step) -> bool:
         value = step.metrics.get(self.search.objective)
         number = float(value) if isinstance(value, (int, float)) else None
-        self.store.report_step(self.sid, step.number, step.step, step.metrics, number)
-        return bool(self.pruner and self.pruner(step, step.metrics))
+        # Asked before the report is stored, so that a stop is stored with its reason (a driver
+        # that dies in between loses the report, and the pruner rebuilt from the stored reports
+        # does not hear it either).
+        reason = ask_pruner(self.pruner, step)
+        metrics = step.metrics if reason is None else {**step.metrics, PRUNED_KEY: reason}
+        self.store.report_step(self.sid, step.number, step.step, metrics, number)
+        return reason is not None
 
     def _finish(self, done: Done) -> None:
         trial = self.in_flight.pop(done.number)

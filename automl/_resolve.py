@@ -160,16 +160,14 @@ def _training_evaluator(
     recipe: Mapping[str, Any] | None,
     data_options: Mapping[str, Any] | None,
 ) -> Evaluator:
-    from evaluators import DatasetError, TrainConfig, TrainingEvaluator, datasets
+    from evaluators import DatasetError, TrainConfig, TrainingEvaluator
 
     fields = {**dict(recipe or {}), "epochs": epochs, "seed": seed, "weights_dir": weights_dir}
     try:
         train_config = TrainConfig(**{k: v for k, v in fields.items() if v is not None})
     except (TypeError, ValueError) as e:  # an unknown field or a bad value: the user's input
         raise UsageError(str(e).replace("__init__() got an ", "")) from e
-    options = {k: v for k, v in dict(data_options or {}).items() if v is not None}
     try:
-        data = datasets.load(dataset, **options) if options else dataset
-        return TrainingEvaluator(space, data, config=train_config)
+        return TrainingEvaluator(space, dataset, config=train_config, data_options=data_options)
     except DatasetError as e:
         raise UsageError(str(e)) from e

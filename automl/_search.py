@@ -17,11 +17,11 @@ import controller
 from automl._checks import check_name
 from automl._errors import UsageError
 from automl._loop import run_loop
-from automl._pruners import make_pruner, restore_pruner
 from automl._resolve import config as make_config
 from automl._resolve import discover, evaluator_from_spec, objectives_from_text, open_store, resolve_space
 from automl._result import SearchResult
 from automl.executors import Executor, make_executor
+from automl.pruners import make_pruner, restore_pruner
 from controller import Proposer
 from evaluators import Evaluator, as_evaluator
 from search_spaces import Space
@@ -124,7 +124,9 @@ def prepare(
     discover(space_obj)
     proposer = _proposer(config, space_obj)
     exe = _executor(config)
-    live_pruner = make_pruner(pruner if pruner is not None else config.pruner, ev, config.objective)
+    live_pruner = make_pruner(
+        pruner if pruner is not None else config.pruner, ev, config.objective, config.maximize, config.pruner_options
+    )
     config = config.replace(space_info=space_obj.describe(), evaluator_info=ev.describe())
     from automl._resolve import default_storage
 
@@ -192,6 +194,7 @@ def search(
     max_failures: int = 10,
     progress: bool | None = None,
     pruner: Any = None,
+    pruner_options: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Search ``space`` for the architecture that maximizes ``objective`` under ``evaluator``.
 
@@ -209,14 +212,11 @@ def search(
     processes on this machine, one per GPU when there are GPUs) or ``"ray"`` (a Ray cluster;
     ``executor_options={"address": "auto", "num_gpus_per_trial": 0.5, ...}``); ``workers=0``
     lets the executor choose. ``pruner="asha"`` stops poor trials early from their per-epoch
-    reports (or pass any ``pruner(step, metrics) -> bool``).
+    reports (``"median"``, ``"hyperband"``; settings in ``pruner_options``, e.g.
+    ``{"max_resource": 10}`` for a Python evaluator; or pass any ``pruner(step, metrics) -> bool``).
 
     A search whose ``name`` is already stored resumes. The same as
     ``automl.prepare(SearchConfig(...)).run()``.
-
-    >>> res = automl.search("nb201", lambda arch: {"accuracy": len(set(arch.values()))},
-    ...                     trials=20, storage="sqlite:///demo.db")     # doctest: +SKIP
-    >>> res.best.arch                                                   # doctest: +SKIP
     """
     text_evaluator = evaluator if isinstance(evaluator, str) else None
     kind, dataset = _evaluator_kind(text_evaluator)
@@ -227,6 +227,7 @@ def search(
         objectives=objectives_from_text(objective), seed=seed, workers=workers, executor=executor,
         budget=budget, strategy_options=dict(strategy_options or {}), executor_options=dict(executor_options or {}),
         retries=retries, max_failures=max_failures, pruner=pruner if isinstance(pruner, str) else _python(pruner),
+        pruner_options=dict(pruner_options or {}),
     )  # fmt: skip
     live = None if text_evaluator is not None else evaluator
     live_pruner = None if isinstance(pruner, str) else pruner

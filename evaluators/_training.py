@@ -176,6 +176,7 @@ class TrainingEvaluator(Evaluator):
         space: Space | str,
         dataset: str | os.PathLike[str] | Dataset = "digits",
         config: TrainConfig | None = None,
+        data_options: Mapping[str, Any] | None = None,
     ) -> None:
         if config is not None and not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -189,7 +190,10 @@ class TrainingEvaluator(Evaluator):
         if not isinstance(dataset, Dataset):
             text = os.fspath(dataset)
             self._dataset_spec = text if text in datasets.names() else str(Path(text).resolve())
-        self._dataset: Dataset | None = dataset if isinstance(dataset, Dataset) else datasets.load(dataset)
+        # What datasets.load takes besides the spec (target=, image_size=): kept to load it again.
+        self._data_options = {k: v for k, v in dict(data_options or {}).items() if v is not None}
+        loaded = dataset if isinstance(dataset, Dataset) else datasets.load(dataset, **self._data_options)
+        self._dataset: Dataset | None = loaded
         data = self._dataset
         self.dataset_name = data.name
         self.context: dict[str, Any] = {"input_shape": data.input_shape, "num_classes": data.num_classes}
@@ -206,7 +210,7 @@ class TrainingEvaluator(Evaluator):
     def dataset(self) -> Dataset:
         """The data, loaded again on first use after unpickling when given by name or path."""
         if self._dataset is None:
-            self._dataset = datasets.load(self._dataset_spec or "")
+            self._dataset = datasets.load(self._dataset_spec or "", **self._data_options)
         return self._dataset
 
     def describe(self) -> dict[str, Any]:
@@ -214,6 +218,7 @@ class TrainingEvaluator(Evaluator):
             "evaluator": type(self).__name__,
             "space": self.space.name,
             "dataset": self._dataset_spec or self.dataset_name,
+            "data_options": dict(self._data_options),
             "context": {"input_shape": list(self.context["input_shape"]), "num_classes": self.context["num_classes"]},
             "config": self.config.to_dict(),
         }

@@ -21,6 +21,7 @@ __all__ = ["main"]
 _COMMAND_MODULES = (
     "automl.cli._search",
     "automl.cli._results",
+    "automl.cli._show",
     "automl.cli._final",
 )
 _OPTIONAL_COMMAND_MODULES = (

@@ -8,29 +8,35 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from automl._checks import check_name
 from automl._errors import UsageError
-from store import LEASE_SECONDS, FinalRecord, NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
+from automl.results._views import search_state
+from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
 
 if TYPE_CHECKING:
     from automl._final import FinalSummary
 
-__all__ = ["latest_search", "leaderboard", "print_leaderboard", "register", "resolve_trial"]
+__all__ = ["common_options", "latest_search", "leaderboard", "print_leaderboard", "register", "resolve_trial"]
 
 _COST_COLUMNS = ("params", "flops", "latency_ms", "train_seconds", "cost")
-_SPARK = "▁▂▃▄▅▆▇█"
 _MAX_TRIAL = 2**31 - 1  # trial numbers are 32-bit integers in the database
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def common_options() -> argparse.ArgumentParser:
+    """``--storage`` and ``--json``, shared by the commands that read results."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)"
     )
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return common
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    common = common_options()
 
     s = sub.add_parser("status", parents=[common], help="searches with their trial counts and running trials")
     s.set_defaults(func=_status)
@@ -42,19 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--proposer", default=None, help="only trials proposed by this proposer")
     t.set_defaults(func=_top)
 
-    w = sub.add_parser(
-        "show", parents=[common], help="one trial: decisions, metrics, per-epoch curve, parent, children"
-    )
-    w.add_argument("trial", help="NUMBER (latest search), SEARCH/NUMBER, or --search SEARCH NUMBER")
-    w.add_argument("--search", default=None, help="search name (default: the latest)")
-    w.set_defaults(func=_show)
-
     c = sub.add_parser("compare", parents=[common], help="searches side by side: best, median, best so far")
     c.add_argument("names", nargs="+", metavar="SEARCH", help="searches to compare")
     c.set_defaults(func=_compare)
 
 
-def _open(args: argparse.Namespace) -> Store:
+def open_results(args: argparse.Namespace) -> Store:
     from automl._resolve import open_store
 
     return open_store(args.storage, read_only=True)
@@ -89,14 +88,6 @@ def _age(t: dt.datetime | None) -> str:
     )
 
 
-def search_state(search: SearchRecord, finished: int, target: int | None) -> str:
-    """running (a live driver holds it), done (reached its target) or stopped."""
-    beat = search.driver_heartbeat_at
-    if search.driver and beat and (dt.datetime.now(dt.timezone.utc) - beat).total_seconds() < LEASE_SECONDS:
-        return "running"
-    return "done" if target and finished >= target else "stopped"
-
-
 def leaderboard(store: Store, search: SearchRecord, n: int, **filters: Any) -> list[TrialRecord]:
     """The ``n`` best trials (completed unless ``status=`` says otherwise)."""
     try:
@@ -109,7 +100,7 @@ def _status(args: argparse.Namespace) -> int:
     from automl.cli._render import print_json, table
 
     try:
-        store = _open(args)
+        store = open_results(args)
     except NotFound as e:  # no database yet: nothing to show, and nothing is created
         print_json([]) if args.json else print(f"no searches: {e}")
         return 0
@@ -245,106 +236,13 @@ def _top(args: argparse.Namespace) -> int:
     known = [s.value for s in TrialStatus]
     if args.status not in known:
         raise UsageError(f"--status must be one of {', '.join(known)}, got {args.status!r}")
-    store = _open(args)
+    store = open_results(args)
     try:
         search = store.get_search(check_name(args.name)) if args.name else latest_search(store)
     finally:
         store.close()
     print_leaderboard(store.url, search, args.n, as_json=args.json, status=args.status, proposer=args.proposer)
     return 0
-
-
-def sparkline(values: Sequence[float]) -> str:
-    """``▁▃▅█``: values scaled between their min and max (for a per-epoch curve in a terminal)."""
-    if not values:
-        return ""
-    lo, hi = min(values), max(values)
-    span = hi - lo or 1.0
-    return "".join(_SPARK[min(len(_SPARK) - 1, int((v - lo) / span * len(_SPARK)))] for v in values)
-
-
-def arch_changes(arch: Mapping[str, Any], parent: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(decision, parent's value, this value) where they differ: what a mutation changed."""
-    names = list(parent) + [k for k in arch if k not in parent]
-    return [(k, parent.get(k, "-"), arch.get(k, "-")) for k in names if parent.get(k, "-") != arch.get(k, "-")]
-
-
-def _show(args: argparse.Namespace) -> int:
-    store = _open(args)
-    try:
-        with store.snapshot():  # the trial, its steps, parent and children as of one moment
-            search, trial = resolve_trial(store, args.trial, args.search)
-            detail = queries.trial_detail(store, search.id, trial.number)
-            finals = [f for f in store.finals(search.id) if f.number == trial.number]
-    finally:
-        store.close()
-    if args.json:
-        _show_json(search, detail, finals)
-    else:
-        _show_text(search, detail, finals)
-    return 0
-
-
-def _show_json(search: SearchRecord, detail: queries.TrialDetail, finals: list[FinalRecord]) -> None:
-    from automl.cli._render import print_json, trial_json
-
-    trial, parent = detail.trial, detail.parent
-    parent_json = None
-    if parent is not None:
-        changes = [{"decision": k, "from": a, "to": b} for k, a, b in arch_changes(trial.arch, parent.arch)]
-        parent_json = {"number": parent.number, "value": parent.value, "changes": changes}
-    print_json(
-        {
-            **trial_json(trial),
-            "search": search.name,
-            "steps": [{"step": s.step, **s.metrics} for s in detail.steps],
-            "parent_trial": parent_json,
-            "children": [{"number": c.number, "status": c.status.value, "value": c.value} for c in detail.children],
-            "children_total": detail.children_total,
-            "final": [{"seed": f.seed, "epochs": f.epochs, **f.metrics} for f in finals],
-        }
-    )
-
-
-def _show_text(search: SearchRecord, detail: queries.TrialDetail, finals: list[FinalRecord]) -> None:
-    from automl.cli._render import console, table, terminal_safe
-
-    trial, steps, parent, out = detail.trial, detail.steps, detail.parent, console()
-    value = trial.value if trial.value is not None else "-"
-    out.print(
-        f"[bold]{terminal_safe(search.name)}/{trial.number}[/]  status {trial.status.value}  {search.objectives[0]} "
-        f"{value}  proposer {trial.proposer}"
-        + (f"  worker {terminal_safe(trial.worker)}" if trial.worker else "")
-        + (f"  {trial.duration:.1f} s" if trial.duration is not None else "")
-    )
-    table("decisions", ["decision", "value"], list(trial.arch.items()))
-    if trial.metrics:
-        table("metrics", ["metric", "value"], sorted(trial.metrics.items()))
-    if steps:
-        keys = sorted({k for s in steps for k in s.metrics if isinstance(s.metrics[k], (int, float))})
-        table("per step", ["step", *keys], [(s.step, *(s.metrics.get(k) for k in keys)) for s in steps])
-        values = [s.value for s in steps if s.value is not None]
-        if len(values) > 1:
-            out.print(f"{search.objective} by step: {sparkline(values)}  {values[0]:.4g} -> {values[-1]:.4g}")
-    if parent is not None:
-        table(
-            f"parent {parent.number} ({search.objective} {parent.value if parent.value is not None else '-'})",
-            ["decision", f"trial {parent.number}", f"trial {trial.number}"],
-            arch_changes(trial.arch, parent.arch) or [("(same architecture)", "", "")],
-        )
-    elif trial.parent is not None:
-        out.print(f"parent {trial.parent} (not stored)")
-    if detail.children:
-        kids = detail.children
-        more = f", the first {len(kids)}" if detail.children_total > len(kids) else ""
-        rows = [(c.number, c.status.value, c.value) for c in kids]
-        table(f"children ({detail.children_total}){more}", ["trial", "status", search.objective], rows)
-    if finals:
-        rows = [(f.seed, f.epochs, f.metrics.get("test_accuracy"), f.metrics.get("test_loss"),
-                 f.metrics.get("train_seconds")) for f in finals]  # fmt: skip
-        table("final training (train+val, scored on test)", ["seed", "epochs", "test accuracy", "test loss", "s"], rows)
-    if trial.error:
-        out.print(f"[red]error:[/] {terminal_safe(trial.error)}")
 
 
 def _milestones(summaries: Sequence[queries.SearchSummary]) -> list[int]:
@@ -359,7 +257,7 @@ def _milestones(summaries: Sequence[queries.SearchSummary]) -> list[int]:
 def _compare(args: argparse.Namespace) -> int:
     from automl.cli._render import print_json, table
 
-    store = _open(args)
+    store = open_results(args)
     try:
         try:
             summaries = queries.compare(store, [check_name(n) for n in args.names])

@@ -15,7 +15,7 @@ and Ray only runs evaluations:
 - A job lost with its actor (the process killed, the node gone, Ray's memory monitor) becomes a
   *transient* failure that the loop retries, and a new actor takes the slot.
 
-Early stopping is the loop's ``pruner`` (``automl._pruners.ASHAPruner``: the rule of Tune's
+Early stopping is the loop's ``pruner`` (``automl.pruners.ASHAPruner``: the rule of Tune's
 ``ASHAScheduler``), which works the same under every executor.
 
 ``address=None`` starts a local Ray on this machine, on loopback only and without the dashboard;

@@ -1,4 +1,4 @@
-"""The executor conformance suite, executor-specific tests, and the ASHA pruner against Ray Tune's own.
+"""The executor conformance suite and executor-specific tests (the pruners: ``test_pruners.py``).
 
 Every executor (inline, local, ray) goes through the same tests (``harness``: one started
 executor per kind for the module, running ``tests.automl._evaluators.Scripted``, which worker
@@ -9,18 +9,14 @@ workers fit at once.
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import os
 import pickle
-import random
 import socket
 import sys
 import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,7 +24,6 @@ import pytest
 
 import automl
 from automl import UsageError
-from automl._pruners import ASHAPruner, make_pruner, restore_pruner
 from automl.executors import Done, Executor, Job, Step, make_executor
 from automl.executors._local import LocalExecutor
 from automl.executors._shipping import dump_evaluator
@@ -389,69 +384,3 @@ def test_ray_sizes_workers_to_the_cluster_and_refuses_what_it_lacks(local_ray: N
         )  # fmt: skip
     with pytest.raises(ValueError, match="num_cpus_per_trial must be a number >= 0, got -1"):
         RayExecutor(1, num_cpus_per_trial=-1)
-
-
-# -- the ASHA pruner -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("mode", "rf"), [("max", 4), ("min", 3), ("max", 2)])
-def test_asha_decides_as_ray_tunes_scheduler(mode: str, rf: int) -> None:
-    tune = pytest.importorskip("ray.tune.schedulers")
-    reference = tune.ASHAScheduler(
-        time_attr="step", metric="acc", mode=mode, max_t=1000, grace_period=1, reduction_factor=rf
-    )
-    ours = ASHAPruner(reduction_factor=rf, objective="acc" if mode == "max" else "-acc")
-    rng = random.Random(rf)
-    trials = {n: SimpleNamespace(trial_id=f"t{n}", step=0, quality=rng.random(), stopped=False) for n in range(40)}
-    for t in trials.values():
-        reference.on_trial_add(None, t)
-    decisions = 0
-    while any(not t.stopped and t.step < 30 for t in trials.values()):
-        t_number = rng.choice([n for n, t in trials.items() if not t.stopped and t.step < 30])  # asynchronous
-        t = trials[t_number]
-        t.step += 1
-        value = t.quality * t.step + rng.gauss(0, 0.3)
-        theirs = reference.on_trial_result(None, t, {"step": t.step, "acc": value}) == "STOP"
-        mine = ours(Step(t_number, t.step, {"acc": value}), {})
-        assert mine == theirs, (t_number, t.step)
-        t.stopped = mine
-        decisions += mine
-    assert decisions > 10
-
-
-def test_asha_docstring_example_runs() -> None:
-    result = doctest.testmod(importlib.import_module("automl._pruners"))
-    assert result.attempted > 0 and result.failed == 0
-
-
-def test_asha_rungs_and_restore() -> None:
-    asha = ASHAPruner(min_resource=2, reduction_factor=3, max_resource=20)
-    assert asha.rungs(100) == [2, 6, 18]
-    assert ASHAPruner(reduction_factor=3, max_resource=9).rungs(9) == [1, 3]  # none at the last epoch
-    with pytest.raises(RuntimeError, match="no objective"):
-        asha(Step(0, 2, {"acc": 1.0}), {})
-    asha.bind("-loss")
-    history = [(0, 2, 0.5), (1, 2, 0.4), (2, 2, 0.3), (0, 6, 0.2)]
-    live = ASHAPruner(min_resource=2, reduction_factor=3, max_resource=20, objective="-loss")
-    for n, s, v in history:
-        live(Step(n, s, {"loss": v}), {})
-    asha.restore(history)
-    for probe in (0.1, 0.35, 0.9):  # a new trial at rung 2 is judged the same by both
-        assert asha(Step(9, 2, {"loss": probe}), {}) == live(Step(9, 2, {"loss": probe}), {})
-        asha._rungs[2].pop(9), live._rungs[2].pop(9)
-    assert asha(Step(9, 2, {"loss": 0.9}), {}) is True  # worse than the best third: stopped
-    with pytest.raises(UsageError, match="unknown pruner 'fast'; choose one of none, asha"):
-        make_pruner("fast", None, "accuracy")
-    with pytest.raises(ValueError, match="min_resource must be an integer >= 1, got 0"):
-        ASHAPruner(min_resource=0)
-
-
-def test_asha_on_resume_is_rebuilt_from_the_store(sqlite_url: str) -> None:
-    asha = ASHAPruner(reduction_factor=2)
-    automl.search(
-        "nb201", evs.Curves(steps=4), strategy="random", trials=10, storage=sqlite_url, name="re", seed=5, pruner=asha
-    )
-    rebuilt = make_pruner(ASHAPruner(reduction_factor=2), None, "accuracy")
-    with Store(sqlite_url) as store:
-        restore_pruner(rebuilt, store, store.get_search("re").id)
-    assert rebuilt._rungs == asha._rungs
-    trained = make_pruner("asha", TrainingEvaluator("cnn", "digits", TrainConfig(epochs=8)), "-loss")
-    assert (trained.max_resource, trained.metric, trained.maximize) == (8, "loss", False)

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 import automl
-from automl.cli._results import arch_changes, sparkline
+from automl.cli._show import sparkline
+from automl.results._views import arch_changes
 from store import Store, TrialStatus
 
 from .conftest import Ran, run_cli

@@ -1,0 +1,98 @@
+"""`automl final`: the best architectures retrained on train+val, scored on the test split (issue 10)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import automl
+from store import Store
+
+from .conftest import Ran, run_cli
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """cnn on digits, 1 epoch per child, 4 trials, weights kept."""
+    root = tmp_path_factory.mktemp("final")
+    url = f"sqlite:///{root / 'automl.db'}"
+    r = run_cli("search", "cnn", "--dataset", "digits", "--epochs", "1", "--trials", "4", "--strategy", "random",
+                "--name", "d", "--keep-weights", str(root / "w"), "--no-progress", "--storage", url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return url, root
+
+
+def test_final_retrains_the_top_k_and_reports_test_accuracy(searched: tuple[str, Path]) -> None:
+    url, _ = searched
+    r = run_cli("final", "d", "--top", "2", "--seeds", "2", "--epochs", "1", "--json", "--no-progress",
+                "--storage", url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["search"] == "d" and len(out["final"]) == 2
+    for row in out["final"]:
+        assert row["seeds"] == 2 and row["test_accuracy_std"] >= 0.0 and 0.1 < row["test_accuracy_mean"] <= 1.0
+    assert out["final"][0]["test_accuracy_mean"] >= out["final"][1]["test_accuracy_mean"]  # best first
+    best = automl.leaderboard("d", storage=url, k=2)
+    assert {row["trial"] for row in out["final"]} == set(best["number"])
+    with Store(url) as store:
+        finals = store.finals(store.get_search("d").id)
+    assert len(finals) == 4 and {f.seed for f in finals} == {0, 1}
+    assert all(Path(f.metrics["weights"]).is_file() for f in finals)
+
+
+def test_final_again_trains_only_what_is_missing(searched: tuple[str, Path]) -> None:
+    url, _ = searched
+    first = automl.final("d", storage=url, top=2, seeds=2, epochs=1, progress=False)
+    ran: list[int] = []
+    again = automl.final("d", storage=url, top=2, seeds=2, epochs=1, progress=False, on_run=lambda r: ran.append(1))
+    assert ran == [] and [s.mean for s in again] == [s.mean for s in first]
+    more = automl.final("d", storage=url, top=2, seeds=3, epochs=1, progress=False, on_run=lambda r: ran.append(1))
+    assert len(ran) == 2 and all(len(s.runs) == 3 for s in more)
+
+
+def test_top_show_and_export_show_the_final_training(
+    searched: tuple[str, Path], tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
+    url, _ = searched
+    automl.final("d", storage=url, top=1, seeds=1, epochs=1, progress=False)
+    number = int(automl.leaderboard("d", storage=url, k=1)["number"][0])
+    top = cli("top", "d", "--storage", url)
+    assert "final test" in top.stdout
+    rows = json.loads(cli("top", "d", "--json", "--storage", url).stdout)
+    assert rows[0]["final"]["trial"] == number
+    show = json.loads(cli("show", f"d/{number}", "--json", "--storage", url).stdout)
+    assert show["final"] and 0 < show["final"][0]["test_accuracy"] <= 1
+    assert "final training" in cli("show", f"d/{number}", "--storage", url).stdout
+    out = tmp_path / "final.pt"
+    r = cli("export", f"d/{number}", "--final", "--format", "pt", "-o", str(out), "--storage", url)
+    assert r.returncode == 0 and out.is_file(), r.stderr
+    model = automl.load_pt(out)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["final", "ghost"], "no search named 'ghost'"),
+        (["final", "d", "--top", "0"], "top must be a positive integer, got 0"),
+        (["final", "d", "--seeds", "-1"], "seeds must be a positive integer, got -1"),
+        (["final", "d", "--epochs", "0"], "epochs must be a positive integer, got 0"),
+    ],
+)
+def test_bad_input(searched: tuple[str, Path], tmp_path: Path, args: list[str], message: str,
+                   cli: Callable[..., Ran]) -> None:  # fmt: skip
+    url, _ = searched
+    r = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], "--storage", url)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_final_needs_completed_trials_of_a_training_evaluator(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    url = f"sqlite:///{tmp_path / 'automl.db'}"
+    automl.search("nb201", lambda a: {"accuracy": 1.0}, trials=1, storage=url, name="fn", progress=False)
+    r = cli("final", "fn", "--storage", url)
+    assert r.returncode == 2 and "not a training evaluator" in r.stderr
+    r = cli("export", "fn/0", "--final", "--format", "pt", "-o", str(tmp_path / "x.pt"), "--storage", url)
+    assert r.returncode == 2 and "has no final weights" in r.stderr and not (tmp_path / "x.pt").exists()
