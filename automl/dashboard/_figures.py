@@ -21,13 +21,18 @@ __all__ = [
     "architecture",
     "best_so_far",
     "compare_curves",
+    "compare_pareto",
     "decision_bars",
     "learning_curve",
     "pareto_front",
+    "search_colors",
 ]
 
 BLUE, ORANGE, GREY, LIGHT = "#1f6feb", "#e8590c", "#8c959f", "#c9d1d9"
-STRATEGY_COLORS = ("#1f6feb", "#e8590c", "#2da44e", "#8250df", "#bf3989", "#9a6700", "#0a7f8f")
+SEARCH_COLORS = (  # one per search on the compare page (MAX_COMPARE = 12), told apart at a glance
+    "#1f6feb", "#e8590c", "#2da44e", "#8250df", "#bf3989", "#9a6700",
+    "#0a7f8f", "#cf222e", "#57606a", "#0b3d91", "#7d8b00", "#d4a72c",
+)  # fmt: skip
 OP_COLORS = {
     "none": "#afb8c1",
     "skip_connect": "#2da44e",
@@ -113,27 +118,70 @@ def best_so_far(curve: queries.Curve, cloud: Sequence[tuple[int, float, float | 
     return _layout(fig, xaxis_title=title, yaxis_title=objective)
 
 
-def compare_curves(curves: Sequence[queries.Curve], by: str) -> go.Figure:
-    """Best-so-far lines of several searches; one color per strategy, one dash per search."""
+def search_colors(names: Sequence[str]) -> dict[str, str]:
+    """One color per search, by its place in ``names``: the same in every figure of a page."""
+    return {name: SEARCH_COLORS[i % len(SEARCH_COLORS)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def _search_label(search: Any) -> str:
+    return f"{search.name} ({search.strategy})"
+
+
+def compare_curves(curves: Sequence[queries.Curve], by: str, colors: Mapping[str, str] | None = None) -> go.Figure:
+    """Best-so-far lines of several searches, one color per search (``colors``, by name)."""
+    colors = colors or search_colors([c.search.name for c in curves])
     fig = go.Figure()
-    strategies = sorted({c.search.strategy for c in curves})
-    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
-    seen: dict[str, int] = {}
     unit, title = _axis(curves, by)
     for c in curves:
         x, y = _steps(c, by, unit)
-        i = seen.get(c.search.strategy, 0)
-        seen[c.search.strategy] = i + 1
-        color = STRATEGY_COLORS[strategies.index(c.search.strategy) % len(STRATEGY_COLORS)]
         fig.add_scatter(
             x=x,
             y=y,
             mode="lines",
-            line={"shape": "hv", "color": color, "dash": dashes[i % len(dashes)], "width": 2.5},
-            name=f"{c.search.name} ({c.search.strategy})",
+            line={"shape": "hv", "color": colors[c.search.name], "width": 2.5},
+            name=_search_label(c.search),
+            legendgroup=c.search.name,
         )
     objectives = sorted({c.search.objectives[0] for c in curves})
     return _layout(fig, height=420, xaxis_title=title, yaxis_title=" / ".join(objectives))
+
+
+def compare_pareto(
+    fronts: Sequence[tuple[Any, Sequence[queries.ParetoPoint], Sequence[tuple[int, float, float]]]],
+    cost: str,
+    colors: Mapping[str, str],
+) -> go.Figure:
+    """The Pareto fronts of several searches against one cost, each over its faded cloud, one
+    color per search. ``fronts``: ``(search record, front, cloud)`` per search."""
+    fig = go.Figure()
+    for search, front, cloud in fronts:
+        color = colors[search.name]
+        fig.add_scatter(
+            x=[c for _, _, c in cloud],
+            y=[v for _, v, _ in cloud],
+            mode="markers",
+            name=f"{search.name}: trials",
+            legendgroup=search.name,
+            showlegend=False,
+            marker={"color": color, "size": 5, "opacity": 0.25},
+            hovertemplate=search.name + "<br>" + cost + " %{x:,}<br>%{y:.4g}<extra></extra>",
+        )
+        fig.add_scatter(
+            x=[p.cost for p in front],
+            y=[p.value for p in front],
+            mode="lines+markers",
+            line={"shape": "hv", "color": color, "width": 2},
+            marker={"color": color, "size": 8, "line": {"color": "white", "width": 1}},
+            name=_search_label(search),
+            legendgroup=search.name,
+            customdata=[p.number for p in front],
+            hovertemplate=search.name + ": trial %{customdata}<br>" + cost + " %{x:,}<br>%{y:.4g}<extra></extra>",
+        )
+    costs = [c for _, _, cloud in fronts for _, _, c in cloud if c > 0]
+    log = bool(costs) and max(costs) / min(costs) > 50
+    objectives = sorted({s.objectives[0] for s, _, _ in fronts})
+    return _layout(fig, height=420, xaxis_title=cost, yaxis_title=" / ".join(objectives),
+                   xaxis_type="log" if log else "linear")  # fmt: skip
 
 
 def pareto_front(
@@ -171,32 +219,70 @@ def _label(option: Any) -> str:
     return str(option)
 
 
+_BIN = re.compile(r"^\[([^,\[\]]+), ([^,\[\]]+)[)\]]$")  # a range decision's bin: "[0.001, 0.00316)"
+
+
+def _bin_edges(option: Any) -> tuple[float, float] | None:
+    """The (low, high) of a bin label as the store writes it, or None for any other option."""
+    m = _BIN.match(option) if isinstance(option, str) else None
+    if m is None:
+        return None
+    try:
+        return float(m.group(1)), float(m.group(2))
+    except ValueError:
+        return None
+
+
+def _in_order(rows: Sequence[queries.DecisionStat]) -> list[queries.DecisionStat]:
+    """A decision's options as the store orders them (like the space declares them); the bins of
+    a float or log-integer decision by their lower edge (their labels sort wrongly as text)."""
+    edges = [_bin_edges(r.option) for r in rows]
+    if rows and all(e is not None for e in edges):
+        return [r for _, r in sorted(zip(edges, rows, strict=True), key=lambda p: p[0])]
+    return list(rows)
+
+
+def _tick(label: str) -> str:
+    """A bin label a little shorter on the axis: "[0.001, 0.00316)" -> "0.001-0.00316" (an en dash)."""
+    edges = _bin_edges(label)
+    if edges is None:
+        return label
+    low, high = label[1:-1].split(", ")
+    return f"{low}\u2013{high}"
+
+
 def decision_bars(stats: queries.DecisionStats) -> go.Figure:
-    """One small chart per decision: each option's share among the top k and among all completed."""
+    """One small chart per decision: each option's share among the top k and among all completed.
+    Options are categories in the store's order (a range decision's bins from low to high)."""
     names = list(dict.fromkeys(r.name for r in stats.rows))
     if not names:
         return _layout(go.Figure(), height=120, title="no completed trials yet")
     cols = min(4, len(names))
     rows = math.ceil(len(names) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, vertical_spacing=min(0.3, 0.5 / rows))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, vertical_spacing=min(0.3, 0.6 / rows))
     for i, name in enumerate(names):
         r, c = divmod(i, cols)
-        mine = [s for s in stats.rows if s.name == name]
+        mine = _in_order([s for s in stats.rows if s.name == name])
         labels = [_label(s.option) for s in mine]
+        ticks = [_tick(x) for x in labels]
         for key, label, color in (("top_share", f"top {stats.k}", BLUE), ("share", "all completed", LIGHT)):
             fig.add_bar(
-                x=labels,
+                x=ticks,
                 y=[getattr(s, key) for s in mine],
                 name=label,
                 marker_color=color,
                 legendgroup=label,
                 showlegend=i == 0,
-                hovertemplate=name + " = %{x}<br>" + label + ": %{y:.0%}<extra></extra>",
+                customdata=labels,
+                hovertemplate=name + " = %{customdata}<br>" + label + ": %{y:.0%}<extra></extra>",
                 row=r + 1,
                 col=c + 1,
             )
+        long = sum(len(x) for x in ticks) > 36  # they would overlap side by side: slant them
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=ticks,
+                         tickangle=-35 if long else 0, tickfont={"size": 11}, row=r + 1, col=c + 1)  # fmt: skip
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    return _layout(fig, height=80 + 260 * rows, barmode="group", margin={"l": 50, "r": 20, "t": 60, "b": 40},
+    return _layout(fig, height=80 + 280 * rows, barmode="group", margin={"l": 50, "r": 20, "t": 60, "b": 60},
                    legend={"orientation": "h", "y": 1.0 + 0.3 / rows, "x": 0})  # fmt: skip
 
 

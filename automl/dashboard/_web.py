@@ -8,13 +8,14 @@ characters (an ANSI colour code in a trial's error, a bell, a bidi override) int
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
+import plotly.io
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -52,7 +53,12 @@ def _finalize(value: Any) -> Any:
 
 def _figure_json(fig: Any) -> Markup:
     """A figure as JSON that is safe inside ``<script type="application/json">``."""
-    text = fig.to_json() if fig is not None else "null"
+    if fig is None:
+        text = "null"
+    elif isinstance(fig, Mapping):  # a figure built as plain JSON (see _curves)
+        text = plotly.io.to_json(dict(fig), validate=False)
+    else:
+        text = fig.to_json()
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 

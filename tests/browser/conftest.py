@@ -94,6 +94,40 @@ def make_tiny_database(path: Path) -> str:
     return url
 
 
+# (value at each step, pruned?, the pruner's record on the last step) of the search "pruned"
+PRUNED_TRIALS = [
+    ([0.60, 0.75, 0.85, 0.91, 0.93, 0.94, 0.95, 0.96], False, None),
+    ([0.55, 0.70, 0.80, 0.9139], True, {"rung": 4, "value": 0.9139, "threshold": 0.9502, "bracket": 1}),
+    ([0.50, 0.52], True, {"rung": 2, "value": 0.52, "threshold": 0.71}),
+    ([0.62, 0.78, 0.88, 0.92, 0.95, 0.96, 0.97, 0.975], False, None),
+    ([0.40, 0.45], True, None),  # pruned by a pruner that leaves no record
+]
+COSTS = [10, 5, 3, 18, 20]  # their "cost" metric: 56 in all, over a budget of 50
+
+
+def add_pruned_search(store: Any, name: str) -> Any:
+    """An ASHA search ``name`` (budget 50, time 20:00, 5:02 spent) with the trials of
+    PRUNED_TRIALS: their steps, the pruner's records, their costs. Its search record."""
+    from store import SearchConfig, TrialStatus
+
+    config = SearchConfig(space="cnn", evaluator="python", strategy="random", trials=None, budget=50, time=1200,
+                          pruner="asha", pruner_options={"reduction_factor": 2}, epochs=8)  # fmt: skip
+    search = store.create_search(name, config)
+    for i, (values, pruned, reason) in enumerate(PRUNED_TRIALS):
+        trial = store.add_trial(search.id, arch={"depth": 1, "layer0.width": 8 + i}, arch_key=f"k{i}", proposer="x")
+        store.start_trial(search.id, trial.number)
+        for step, value in enumerate(values, 1):
+            metrics: dict[str, Any] = {"accuracy": value}
+            if step == len(values) and reason is not None:
+                metrics["_pruned"] = reason
+            store.report_step(search.id, trial.number, step, metrics, value)
+        status = TrialStatus.PRUNED if pruned else TrialStatus.COMPLETED
+        store.finish_trial(search.id, trial.number, status, metrics={"accuracy": values[-1], "cost": COSTS[i]},
+                           value=values[-1])  # fmt: skip
+    store.add_elapsed(search.id, 302.4)
+    return search
+
+
 def _edges() -> tuple[str, ...]:
     from search_spaces.nb201 import EDGES
 

@@ -12,6 +12,7 @@ import pytest
 
 from automl.cli._render import fmt
 from store import SearchConfig, Store, TrialStatus, queries
+from tests.browser.conftest import PRUNED_TRIALS, add_pruned_search
 
 pytestmark = pytest.mark.browser
 
@@ -61,12 +62,14 @@ def test_index_lists_the_searches_with_their_best(page: Any, server: str, db_url
 
 def test_search_page_shows_the_stored_numbers(page: Any, server: str, db_url: str, screenshots: Path) -> None:
     requested = _requests(page)
-    _open(page, server + "/search/nb201-evo", 4)
+    _open(page, server + "/search/nb201-evo", 5)
     with Store(db_url, read_only=True) as store:
         top = queries.leaderboard(store, "nb201-evo", 15)
         curve = queries.best_so_far(store, "nb201-evo")
         front = queries.pareto(store, "nb201-evo", "params")
         completed = store.counts(store.get_search("nb201-evo").id)[TrialStatus.COMPLETED]
+        trials = [t.number for t in store.trials(store.get_search("nb201-evo").id, statuses=[TrialStatus.COMPLETED])]
+        best_steps = store.steps(store.get_search("nb201-evo").id, top[0].number)
     first = page.locator("#leaderboard tbody tr").first
     assert first.locator("td.value").inner_text() == fmt(top[0].value)
     assert first.locator("td").nth(1).inner_text() == str(top[0].number)
@@ -84,6 +87,9 @@ def test_search_page_shows_the_stored_numbers(page: Any, server: str, db_url: st
     assert pareto["completed trials"]["n"] == completed
     decisions = _traces(page, "fig-decisions")
     assert set(decisions) == {"top 6", "all completed"}  # k = 10% of 60
+    curves = _traces(page, "fig-curves")
+    assert {n for n in curves if n.startswith("trial ")} == {f"trial {n}" for n in trials}  # every finished one
+    assert curves[f"trial {top[0].number}"]["y"] == pytest.approx([s.value for s in best_steps])
 
     # The failed trial's error is shown as text: no script ran, no element was injected.
     assert "<script>window.__xss = 1</script>" in page.locator("#failures").inner_text()
@@ -145,6 +151,29 @@ def test_compare_overlays_the_searches(page: Any, server: str, db_url: str, scre
     assert page.locator("#comparison tbody tr").count() == 2
     page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
     assert page.errors == []
+
+
+def test_the_learning_curves_mark_pruned_trials(page: Any, server: str, db_url: str, screenshots: Path) -> None:
+    with Store(db_url) as store:
+        add_pruned_search(store, "asha-live")
+        try:
+            _open(page, f"{server}/search/asha-live", 4)
+            curves = _traces(page, "fig-curves")
+            assert {n for n in curves if n.startswith("trial ")} == {f"trial {i}" for i in range(len(PRUNED_TRIALS))}
+            assert curves["stopped by the pruner"]["x"] == [4, 2, 2]
+            drawn = page.evaluate(
+                """() => {
+                    const el = document.querySelector('[data-figure="fig-curves"]');
+                    return {lines: el.querySelectorAll('.scatterlayer .trace').length,
+                            crosses: el.querySelectorAll('.scatterlayer path.point').length,
+                            rungs: el.querySelectorAll('.shapelayer path').length};
+                }"""
+            )
+            assert drawn["lines"] >= len(PRUNED_TRIALS) and drawn["crosses"] >= 3 and drawn["rungs"] == 2, drawn
+            page.locator('[data-figure="fig-curves"]').screenshot(path=str(screenshots / "curves-asha.png"))
+            assert page.errors == []
+        finally:
+            store.delete_search("asha-live")
 
 
 def test_pages_refresh_while_a_search_runs(page: Any, server: str, db_url: str, screenshots: Path) -> None:

@@ -8,10 +8,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from automl.cli._results import search_state
+from automl._progress import clock
+from automl.results._views import search_state
 from store import SearchRecord, Store, queries
 
-__all__ = ["MAX_COMPARE", "MAX_NUMBER", "Facts", "facts", "search_row", "state", "version", "versions"]
+__all__ = [
+    "MAX_COMPARE",
+    "MAX_NUMBER",
+    "Facts",
+    "facts",
+    "limits",
+    "search_row",
+    "state",
+    "version",
+    "versions",
+]
 
 MAX_COMPARE = 12  # searches on one compare page
 MAX_NUMBER = 2**31 - 1  # largest trial number in a URL
@@ -23,17 +34,57 @@ class Facts(NamedTuple):
     target: int | None  # finished trials it stops at
     dataset: str | None  # what it trains on, when it trains
     context: Mapping[str, Any] | None  # input shape and classes, for drawing a layer stack
+    budget: float | None  # summed "cost" metric it stops at
+    time: float | None  # driver seconds it stops at
+    rungs: tuple[int, ...]  # steps where its pruner judges trials, when the config says (ASHA)
 
 
 def facts(search: SearchRecord) -> Facts:
-    """The :class:`Facts` of ``search`` (its config's trials, dataset and evaluator context)."""
+    """The :class:`Facts` of ``search`` (its config's trials, dataset, evaluator context, limits
+    and pruner rungs)."""
     config = search.config
     dataset = config.evaluator_info.get("dataset") or (config.dataset if config.evaluator == "train" else None)
-    return Facts(config.trials, None if dataset is None else str(dataset), config.context or None)
+    return Facts(
+        config.trials,
+        None if dataset is None else str(dataset),
+        config.context or None,
+        config.budget,
+        config.time,
+        _asha_rungs(config.pruner, config.pruner_options, config.epochs),
+    )
+
+
+def _asha_rungs(pruner: str, options: Mapping[str, Any], epochs: int | None) -> tuple[int, ...]:
+    """ASHA's rungs, ``min_resource * reduction_factor**k`` below ``max_resource`` (see
+    :class:`automl._pruners.ASHAPruner`); none for another pruner or without an upper end."""
+    if pruner != "asha":
+        return ()
+    low, factor = options.get("min_resource", 1), options.get("reduction_factor", 4)
+    top = options.get("max_resource", epochs)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, factor, top)):
+        return ()
+    if low < 1 or factor < 2:
+        return ()
+    rungs, rung = [], low
+    while rung < top:
+        rungs.append(rung)
+        rung *= factor
+    return tuple(rungs)
+
+
+def limits(search: SearchRecord, spent: float | None) -> list[str]:
+    """What of its budget and time the search has spent: ``["budget 56/50", "time 5:02/20:00"]``."""
+    known = facts(search)
+    out = []
+    if known.budget is not None:
+        out.append(f"budget {spent or 0:,.0f}/{known.budget:,.0f}")
+    if known.time is not None:
+        out.append(f"time {clock(search.elapsed_seconds)}/{clock(known.time)}")
+    return out
 
 
 def state(search: SearchRecord, counts: Mapping[str, int]) -> str:
-    """running, done or stopped (see :func:`automl.cli._results.search_state`)."""
+    """running, done or stopped (see :func:`automl.results._views.search_state`)."""
     return search_state(search, counts.get("completed", 0) + counts.get("pruned", 0), facts(search).target)
 
 

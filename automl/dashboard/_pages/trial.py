@@ -1,8 +1,10 @@
 """``/search/{name}/trial/{number}``: one trial's decisions, metrics, learning curve and a drawing
-of its architecture, with what changed from its parent."""
+of its architecture, with what changed from its parent; why the pruner stopped it; its final
+trainings seed by seed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -10,11 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from automl.cli._results import arch_changes
 from automl.dashboard import _figures as figures
+from automl.dashboard._curves import pruned_text
 from automl.dashboard._pages._shared import MAX_NUMBER, facts, versions
+from automl.dashboard._pages._steps import PRUNED_KEY
 from automl.dashboard._web import dashboard
-from store import queries
+from automl.results._views import arch_changes
+from store import SearchRecord, StepRecord, TrialRecord, TrialStatus, queries
 
 __all__ = ["router"]
 
@@ -30,6 +34,7 @@ def trial_page(request: Request, name: str, number: Annotated[int, PathParam(ge=
         detail = queries.trial_detail(store, search.id, number)
         url = "/api/version?" + urlencode({"s": search.name, "t": number})
         refresh = versions(store, url, [search.id], number)
+        finals = [f for f in store.finals(search.id) if f.number == number]
     trial, parent, steps = detail.trial, detail.parent, detail.steps
     figs = {
         "arch": figures.architecture(trial.arch, facts(search).context),
@@ -46,5 +51,23 @@ def trial_page(request: Request, name: str, number: Annotated[int, PathParam(ge=
         changes=arch_changes(trial.arch, parent.arch) if parent is not None else [],
         figs=figs,
         metrics=sorted(trial.metrics.items()),
+        pruned=_pruned_sentence(search, trial, detail.steps),
+        finals=sorted(finals, key=lambda f: (-f.epochs, f.seed)),
         **refresh,
     )
+
+
+def _pruned_sentence(search: SearchRecord, trial: TrialRecord, steps: Sequence[StepRecord]) -> str | None:
+    """``"pruned at step 4: accuracy 0.9139 < 0.9502 (the threshold at that rung)"``, from the
+    ``_pruned`` record of a pruned trial's last step; None without one."""
+    if trial.status is not TrialStatus.PRUNED or not steps:
+        return None
+    reason = steps[-1].metrics.get(PRUNED_KEY)
+    if not isinstance(reason, Mapping):
+        return None
+    rung, bracket = reason.get("rung"), reason.get("bracket")
+    where = f"step {steps[-1].step}" + (f" (rung {rung})" if rung not in (None, steps[-1].step) else "")
+    said = pruned_text(reason, search.objective, search.maximize)
+    if said is None:
+        return f"pruned at {where}"
+    return f"pruned at {where}: {said} (the threshold at that rung{'' if bracket is None else f', bracket {bracket}'})"
