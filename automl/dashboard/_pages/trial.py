@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
+from automl.dashboard import _drawings as drawings
 from automl.dashboard import _figures as figures
 from automl.dashboard._curves import pruned_text
 from automl.dashboard._pages._shared import MAX_NUMBER, facts, versions
@@ -37,7 +38,7 @@ def trial_page(request: Request, name: str, number: Annotated[int, PathParam(ge=
         finals = [f for f in store.finals(search.id) if f.number == number]
     trial, parent, steps = detail.trial, detail.parent, detail.steps
     figs = {
-        "arch": figures.architecture(trial.arch, facts(search).context),
+        "arch": drawings.architecture(trial.arch, facts(search).context),
         "curve": figures.learning_curve(steps, search.objective) if steps else None,
     }
     return board.page(
