@@ -157,22 +157,32 @@ def compare_pareto(
             marker={"color": color, "size": 5, "opacity": 0.25},
             hovertemplate=search.name + "<br>" + cost + " %{x:,}<br>%{y:.4g}<extra></extra>",
         )
-        fig.add_scatter(
-            x=[p.cost for p in front],
-            y=[p.value for p in front],
-            mode="lines+markers",
-            line={"shape": "hv", "color": color, "width": 2},
-            marker={"color": color, "size": 8, "line": {"color": "white", "width": 1}},
-            name=_search_label(search),
-            legendgroup=search.name,
-            customdata=[p.number for p in front],
-            hovertemplate=search.name + ": trial %{customdata}<br>" + cost + " %{x:,}<br>%{y:.4g}<extra></extra>",
-        )
+        hover = search.name + ": trial %{customdata}<br>" + cost + " %{x:,}<br>%{y:.4g}<extra></extra>"
+        _front(fig, front, color, _search_label(search), hover, size=8, legendgroup=search.name)
     costs = [c for _, _, cloud in fronts for _, _, c in cloud if c > 0]
     log = bool(costs) and max(costs) / min(costs) > 50
     objectives = sorted({s.objectives[0] for s, _, _ in fronts})
     return _layout(fig, height=420, xaxis_title=cost, yaxis_title=" / ".join(objectives),
                    xaxis_type="log" if log else "linear")  # fmt: skip
+
+
+def _front(
+    fig: go.Figure,
+    front: Sequence[queries.ParetoPoint],
+    color: str,
+    name: str,
+    hover: str,
+    *,
+    size: int,
+    legendgroup: str | None = None,
+) -> None:
+    """A Pareto front as a staircase of points (each point opens its trial)."""
+    fig.add_scatter(
+        x=[p.cost for p in front], y=[p.value for p in front], mode="lines+markers",
+        line={"shape": "hv", "color": color, "width": 2},
+        marker={"color": color, "size": size, "line": {"color": "white", "width": 1}},
+        name=name, legendgroup=legendgroup, customdata=[p.number for p in front], hovertemplate=hover,
+    )  # fmt: skip
 
 
 def pareto_front(
@@ -189,16 +199,8 @@ def pareto_front(
         customdata=[n for n, _, _ in cloud],
         hovertemplate="trial %{customdata}<br>" + cost + " %{x:,}<br>" + objective + " %{y:.4g}<extra></extra>",
     )
-    fig.add_scatter(
-        x=[p.cost for p in front],
-        y=[p.value for p in front],
-        mode="lines+markers",
-        line={"shape": "hv", "color": ORANGE, "width": 2},
-        marker={"color": ORANGE, "size": 9, "line": {"color": "white", "width": 1}},
-        name="Pareto front",
-        customdata=[p.number for p in front],
-        hovertemplate="trial %{customdata} (front)<br>" + cost + " %{x:,}<br>" + objective + " %{y:.4g}<extra></extra>",
-    )
+    hover = "trial %{customdata} (front)<br>" + cost + " %{x:,}<br>" + objective + " %{y:.4g}<extra></extra>"
+    _front(fig, front, ORANGE, "Pareto front", hover, size=9)
     costs = [c for _, _, c in cloud if c > 0]
     log = bool(costs) and max(costs) / min(costs) > 50
     return _layout(fig, xaxis_title=cost, yaxis_title=objective, xaxis_type="log" if log else "linear")
