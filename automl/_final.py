@@ -93,7 +93,7 @@ def _chosen(store: Store, search: SearchRecord, top: int) -> list[TrialRecord]:
 
 def _evaluator(search: SearchRecord):  # type: ignore[no-untyped-def]
     c = search.config
-    if c.evaluator != "train":
+    if c.evaluator != "train" and not c.evaluator.startswith("shared"):  # shared: retrained stand-alone
         raise UsageError(
             f"final training retrains on the search's data; search {search.name!r} used evaluator "
             f"{c.evaluator!r}, not a training evaluator (--evaluator train)"

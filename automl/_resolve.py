@@ -124,8 +124,9 @@ def evaluator_from_spec(
     recipe: Mapping[str, Any] | None = None,
     data_options: Mapping[str, Any] | None = None,
 ) -> Evaluator:
-    """``train`` (train on ``dataset``), ``table`` / ``table:PATH`` (NAS-Bench-201 lookup) or
-    ``path/file.py:function``. A dataset name or ``.npz`` path alone also means "train on it".
+    """``train`` (train on ``dataset``), ``shared[:POOL_DIR]`` (weight sharing on ``dataset``),
+    ``table`` / ``table:PATH`` (NAS-Bench-201 lookup) or ``path/file.py:function``. A dataset
+    name or ``.npz`` path alone also means "train on it".
 
     ``recipe`` holds :class:`evaluators.TrainConfig` fields (lr, optimizer, schedule, ...) and
     ``data_options`` what :func:`evaluators.datasets.load` takes (target, image_size).
@@ -138,6 +139,8 @@ def evaluator_from_spec(
             return TabularEvaluator.nb201(path)
         except (FileNotFoundError, ValueError) as e:
             raise UsageError(str(e)) from e
+    if spec == "shared" or spec.startswith("shared:"):
+        return _shared_evaluator(space, dataset or "digits", spec.partition(":")[2] or None, seed, recipe)
     if ".py:" in spec:
         evaluator = load_from_file(spec, "evaluator")
         if isinstance(evaluator, Space):
@@ -148,6 +151,23 @@ def evaluator_from_spec(
             raise UsageError(f"evaluator {spec!r}: {e}") from e
     return _training_evaluator(space, (dataset or "digits") if spec == "train" else spec, epochs=epochs, seed=seed,
                                weights_dir=weights_dir, recipe=recipe, data_options=data_options)  # fmt: skip
+
+
+def _shared_evaluator(
+    space: Space, dataset: str, pool_dir: str | None, seed: int | None, recipe: Mapping[str, Any] | None
+) -> Evaluator:
+    """Children trained a few steps on weights shared by place (``evaluators.SharedWeightsEvaluator``)."""
+    import dataclasses
+
+    from evaluators import DatasetError, SharedConfig, SharedWeightsEvaluator
+
+    known = {f.name for f in dataclasses.fields(SharedConfig)}
+    fields = {k: v for k, v in dict(recipe or {}).items() if k in known}
+    try:
+        config = SharedConfig(**fields, seed=seed or 0, pool_dir=str(Path(pool_dir).resolve()) if pool_dir else None)
+        return SharedWeightsEvaluator(space, dataset, config)
+    except (TypeError, ValueError, DatasetError) as e:
+        raise UsageError(str(e)) from e
 
 
 def _training_evaluator(

@@ -123,6 +123,8 @@ def prepare(
         space_obj = space_obj.bind(**ev.context)
     discover(space_obj)
     proposer = _proposer(config, space_obj)
+    if config.evaluator.startswith("shared") and (config.executor != "inline" and config.workers != 1):
+        raise UsageError("the shared evaluator trains one pool of weights: use --executor inline (or --workers 1)")
     exe = _executor(config)
     live_pruner = make_pruner(
         pruner if pruner is not None else config.pruner, ev, config.objective, config.maximize, config.pruner_options

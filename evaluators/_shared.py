@@ -41,7 +41,6 @@ pool from scratch.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import threading
 import time
@@ -321,20 +320,18 @@ class SharedWeightsEvaluator(Evaluator):
         for p in (p for g in optimizer.param_groups for p in g["params"]):
             optimizer.state[p] = pool.state.setdefault(names[id(p)], {})  # updated in place by step()
         model.train()
-        total = torch.zeros((), device=device)
-        for idx in order.to(device).split(cfg.batch_size):
+        for step, idx in enumerate(order.to(device).split(cfg.batch_size)):
             loss = F.cross_entropy(model(x[idx]), y[idx])
+            if not torch.isfinite(loss):  # checked before the step: NaN must never reach the shared tensors
+                optimizer.zero_grad(set_to_none=True)
+                raise FloatingPointError(f"the training loss on the shared weights became {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            total += loss.detach()
+            pool.steps += 1
         optimizer.zero_grad(set_to_none=True)  # no gradients left on the pool's tensors
-        pool.steps += steps
-        mean = total.item() / steps
-        if not math.isfinite(mean):
-            raise FloatingPointError(f"the training loss on the shared weights became {mean}")
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config

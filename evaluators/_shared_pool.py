@@ -67,7 +67,9 @@ class Made:
 
 @dataclass
 class _Recorder:
-    places: dict[nn.Module, Made] = field(default_factory=dict)  # strong refs for one build only
+    # id(module) -> (module, where it was made): by id, as a module may define __eq__ without
+    # __hash__; the module itself is held (for one build only) so that its id is not reused.
+    places: dict[int, tuple[nn.Module, Made]] = field(default_factory=dict)
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
@@ -76,7 +78,7 @@ _local = threading.local()
 
 def _on_register(module: nn.Module, name: str, value: Any) -> None:
     rec: _Recorder | None = getattr(_local, "recorder", None)
-    if rec is None or module in rec.places:  # not recording here, or already placed
+    if rec is None or id(module) in rec.places:  # not recording here, or already placed
         return None
     chooser = current_chooser()
     if chooser is None or chooser.tracing:
@@ -84,16 +86,16 @@ def _on_register(module: nn.Module, name: str, value: Any) -> None:
     scope, asked = chooser.place
     decisions = tuple((n, v) for n, v in asked if not chooser.decisions[n].ranged)
     where = (scope, json.dumps(decisions, default=repr))
-    rec.places[module] = Made(scope, decisions, rec.counts[where])
+    rec.places[id(module)] = (module, Made(scope, decisions, rec.counts[where]))
     rec.counts[where] += 1
     return None  # keep the tensor as registered
 
 
 @contextmanager
-def recording() -> Iterator[dict[nn.Module, Made]]:
+def recording() -> Iterator[dict[int, tuple[nn.Module, Made]]]:
     """Within the block, record where each module that registers a tensor in this thread was made.
 
-    Yields a dict ``module -> Made`` that fills as a space builds (only while a space function
+    Yields a dict ``id(module) -> (module, Made)`` that fills as a space builds (only while a space function
     runs in this thread and is not tracing). The hooks are torch's global parameter and buffer
     registration hooks, removed when the block ends; other threads are never recorded.
     """
@@ -119,7 +121,7 @@ def _signature(module: nn.Module) -> str:
     return f"{type(module).__name__}({module.extra_repr()})[{shapes}]"
 
 
-def module_keys(model: nn.Module, places: dict[nn.Module, Made]) -> dict[str, tuple[nn.Module, str]]:
+def module_keys(model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> dict[str, tuple[nn.Module, str]]:
     """``key -> (module, path)`` for each module of ``model`` that owns parameters or buffers.
 
     The key text (see the module docs): ``"block0|[[\"block0.kernel\", 5]]|#0|Conv1d(...)[...]"``
@@ -130,7 +132,7 @@ def module_keys(model: nn.Module, places: dict[nn.Module, Made]) -> dict[str, tu
     for path, m in model.named_modules():
         if not any(True for _ in m.parameters(recurse=False)) and not any(True for _ in m.buffers(recurse=False)):
             continue
-        made = places.get(m)
+        made = places[id(m)][1] if id(m) in places else None
         if made is not None and made.scope:
             key = f"{made.scope}|{json.dumps(made.decisions, default=repr)}|#{made.ordinal}|{_signature(m)}"
         else:
@@ -158,7 +160,7 @@ class Pool:
         self.steps = 0
         self.evaluations = 0
 
-    def adopt(self, model: nn.Module, places: dict[nn.Module, Made]) -> tuple[dict[int, str], int]:
+    def adopt(self, model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> tuple[dict[int, str], int]:
         """Give ``model``'s modules the pool's tensors for their keys; new keys enter the pool.
 
         Returns ``{id(parameter): pool key}`` for the model's parameters and how many parameter

@@ -29,18 +29,30 @@ import importlib
 import inspect
 import itertools
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from search_spaces._arch import Arch
 from search_spaces._decision import Decision, InvalidArchitecture, SpaceError
 
-__all__ = ["Chooser", "Decision", "InvalidArchitecture", "Space", "SpaceError", "SpaceSize", "Trace", "space"]
+__all__ = [
+    "Chooser",
+    "Decision",
+    "InvalidArchitecture",
+    "Place",
+    "Space",
+    "SpaceError",
+    "SpaceSize",
+    "Trace",
+    "current_chooser",
+    "space",
+]
 
 _SCALARS = (str, int, float, bool, type(None))
 _MAX_DISCOVERY_RUNS = 20_000
@@ -48,6 +60,28 @@ _VALIDATION_CACHE = 100_000
 
 
 Choose = Callable[[Decision], Any]
+
+
+class Place(NamedTuple):
+    """Where a space function is while it runs (see :attr:`Chooser.place`)."""
+
+    scope: str  # the current scope, e.g. "block0" or "cell1.node2"; "" outside any scope
+    decisions: tuple[tuple[str, Any], ...]  # (full name, value) of the decisions asked under it so far
+
+
+# The Chooser of the space function running in each thread (a stack: a space may run another).
+_running = threading.local()
+
+
+def current_chooser() -> Chooser | None:
+    """The :class:`Chooser` of the space function running in this thread (innermost), or None.
+
+    A hook for tools that observe a build from outside the space function: the shared-weights
+    evaluator (``evaluators._shared``) reads :attr:`Chooser.place` whenever a module registers a
+    parameter, to know where in the space that module was created. Read only.
+    """
+    stack = getattr(_running, "stack", None)
+    return stack[-1] if stack else None
 
 
 class Chooser:
@@ -69,6 +103,17 @@ class Chooser:
         true and every decision has been asked: sampling then costs microseconds.
         """
         return self._tracing
+
+    @property
+    def place(self) -> Place:
+        """The current scope and the decisions asked under it so far, in asking order.
+
+        Under ``a.scope("block0")`` the decisions are those named ``block0.*`` (nested scopes
+        included); outside any scope, every decision asked so far. Read only: a snapshot.
+        """
+        scope = ".".join(self._prefix)
+        head = scope + "." if scope else ""
+        return Place(scope, tuple((k, v) for k, v in self.values.items() if k.startswith(head)))
 
     @contextmanager
     def scope(self, prefix: str) -> Iterator[None]:
@@ -284,7 +329,12 @@ class Space:
         kwargs = {**self.context, **context}
         if self._params is not None:  # pass only the context the function takes
             kwargs = {k: v for k, v in kwargs.items() if k in self._params}
-        return self.fn(a, **kwargs)
+        stack = _running.__dict__.setdefault("stack", [])
+        stack.append(a)  # for current_chooser()
+        try:
+            return self.fn(a, **kwargs)
+        finally:
+            stack.pop()
 
     def trace(self, choose: Choose) -> Trace:
         """Run the space, asking ``choose(decision)`` for each value as it is asked."""

@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("space", nargs="?", default="cnn", help="built-in space (see `automl spaces`) or path/file.py:fn")
     add_data_arguments(p)
     p.add_argument(
-        "--evaluator", default="train", help="train (on --dataset) | table[:PATH] (NAS-Bench-201) | path/file.py:fn"
+        "--evaluator",
+        default="train",
+        help="train (on --dataset) | shared[:POOL_DIR] (weight sharing) | table (NAS-Bench-201) | path/file.py:fn",
     )
     p.add_argument("--table", default=None, metavar="CSV", help="NAS-Bench-201 table for --evaluator table")
     p.add_argument("--strategy", default="evolution", help="search strategy (default: evolution)")
