@@ -79,7 +79,7 @@ BAD_INPUTS = [
     (["top", "x" * 5000], "search name must be"),
     (["top", "known", "--status", "nope"], "--status must be one of"),
     (["train", "nb201", "--arch", "{}", "--epochs", "-2"], "epochs must be a positive integer, got -2"),
-    (["search", "cnn1d", "--evaluator", "shared", "--workers", "2"], "use --executor inline"),
+    (["search", "mlp", "--evaluator", "shared", "--workers", "2"], "use --executor inline"),
 ]
 
 
