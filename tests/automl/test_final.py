@@ -96,3 +96,44 @@ def test_final_needs_completed_trials_of_a_training_evaluator(tmp_path: Path, cl
     assert r.returncode == 2 and "not a training evaluator" in r.stderr
     r = cli("export", "fn/0", "--final", "--format", "pt", "-o", str(tmp_path / "x.pt"), "--storage", url)
     assert r.returncode == 2 and "has no final weights" in r.stderr and not (tmp_path / "x.pt").exists()
+
+
+def _csv(path: Path) -> Path:
+    import random
+
+    rng = random.Random(0)
+    lines = ["a,b,color,label"]
+    for _ in range(240):
+        a, b, color = rng.gauss(0, 1), rng.gauss(0, 1), rng.choice(["red", "green", "blue"])
+        lines.append(f"{a},{b},{color},{'yes' if a + b + (color == 'red') > 0.5 else 'no'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _images(root: Path) -> Path:
+    from PIL import Image
+
+    for k, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        (root / f"class{k}").mkdir(parents=True)
+        for i in range(12):
+            shade = tuple(max(0, c - 6 * i) for c in colour)
+            Image.new("RGB", (10 + i % 3, 10), shade).save(root / f"class{k}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["csv", "images"])
+def test_a_users_table_and_image_folder_run_through_search_and_final(tmp_path: Path, kind: str) -> None:
+    url = f"sqlite:///{tmp_path / 'automl.db'}"
+    if kind == "csv":
+        data = ["mlp", "--dataset", str(_csv(tmp_path / "t.csv")), "--target", "label"]
+    else:
+        data = ["cnn", "--dataset", str(_images(tmp_path / "imgs")), "--image-size", "8"]
+    r = run_cli("search", *data, "--epochs", "2", "--trials", "2", "--strategy", "random", "--name", "u",
+                "--no-progress", "--storage", url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = run_cli("final", "u", "--top", "1", "--seeds", "1", "--json", "--no-progress", "--storage", url)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["final"]
+    assert 0.0 < row["test_accuracy_mean"] <= 1.0 and row["seeds"] == 1
+    config = automl.load("u", storage=url).search.config
+    assert (config.target, config.image_size) == (("label", None) if kind == "csv" else (None, 8))
