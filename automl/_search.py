@@ -91,6 +91,9 @@ def _check_resumable(stored: SearchConfig, asked: SearchConfig, name: str) -> No
         ("evaluator", stored.evaluator, asked.evaluator),
         ("dataset", stored.dataset, asked.dataset),
         ("epochs", stored.epochs, asked.epochs),
+        ("target", stored.target, asked.target),
+        ("image size", stored.image_size, asked.image_size),
+        ("recipe", dict(stored.recipe), dict(asked.recipe)),
         ("strategy options", dict(stored.strategy_options), dict(asked.strategy_options)),
     ):
         if old != new:
