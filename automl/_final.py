@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from automl._checks import check_positive_int
 from automl._errors import UsageError
 from automl._resolve import evaluator_from_spec, open_store, resolve_space
 from search_spaces import Arch
@@ -106,11 +107,10 @@ def _evaluator(search: SearchRecord):  # type: ignore[no-untyped-def]
 
 
 def _check(top: int, seeds: int, epochs: int | None) -> None:
-    for label, value in (("top", top), ("seeds", seeds), ("epochs", epochs)):
-        if value is None and label == "epochs":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(f"{label} must be a positive integer, got {value!r}")
+    check_positive_int("top", top)
+    check_positive_int("seeds", seeds)
+    if epochs is not None:
+        check_positive_int("epochs", epochs)
 
 
 def final(

@@ -176,14 +176,13 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 
 def _data_spec(text: str) -> str:
     """A built-in dataset as it is; a file, folder or ``file.py:fn`` made absolute (found from anywhere)."""
+    from automl._resolve import space_spec
     from evaluators import datasets
 
     if text in datasets.names():
         return text
-    path, sep, attr = text.rpartition(":")
-    if sep and path.endswith(".py"):
-        return f"{Path(path).resolve()}:{attr}"
-    return str(Path(text).resolve())
+    spec = space_spec(text)  # file.py:fn made absolute, like a space's
+    return spec if spec != text else str(Path(text).resolve())
 
 
 def _search(args: argparse.Namespace) -> int:
