@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from automl._paused import Checkpoints, checkpoint_root
 from automl.executors._base import Executor
 from automl.executors._jobs import Done, Job, Step, worker_name
 from automl.pruners import PRUNED_KEY, ask_pruner
 from controller import Proposer, Result
 from evaluators import Evaluator
 from search_spaces import Arch, InvalidArchitecture, Space
-from store import SearchConfig, SearchRecord, StorageError, Store, TrialRecord, TrialStatus
+from store import CHECKPOINT_KEY, SearchConfig, SearchRecord, StorageError, Store, TrialRecord, TrialStatus
 
 __all__ = ["LoopStats", "SearchFailed", "run_loop", "to_result"]
 
@@ -75,6 +76,12 @@ def to_result(t: TrialRecord, objectives: tuple[str, ...]) -> Result:
     )
 
 
+def _paused_at(t: TrialRecord) -> int:
+    """The step a paused trial stopped after (0: not paused: no checkpoint stored)."""
+    held = t.metrics.get(CHECKPOINT_KEY) if t.status is TrialStatus.PRUNED else None
+    return int(held.get("step", 0)) if isinstance(held, dict) else 0
+
+
 def _better(a: float, b: float | None, maximize: bool) -> bool:
     return b is None or (a > b if maximize else a < b)
 
@@ -107,6 +114,13 @@ class _Loop:
         self.last_error = ""
         self.told_since_checkpoint = 0
         self._last_beat = 0.0
+        # A pruner that takes stops back (ASHA's promotions) and an evaluator that can pause:
+        # stopped trials keep their training state and promoted ones go on from it.
+        self.pausing = bool(getattr(self.pruner, "promotes", False)) and callable(
+            getattr(self.evaluator, "evaluate_pausable", None)
+        )
+        self.paused: dict[int, TrialRecord] = {}  # paused trials that may be promoted
+        self.checkpoints = Checkpoints(checkpoint_root(self.store.url), self.search.name, self.sid)
 
     # -- resume ---------------------------------------------------------------------------
     def restore(self) -> None:
@@ -124,38 +138,45 @@ class _Loop:
             if (t.result_seq or 0) > after:
                 self.proposer.tell(to_result(t, objectives))
                 self.last_seq = t.result_seq or self.last_seq
-        self.store.requeue_trials(self.sid)  # orphans of a dead driver run again
+        self.store.requeue_trials(self.sid)  # orphans of a dead driver run again (promoted ones pause again)
         self.pending = self.store.trials(self.sid, statuses=[TrialStatus.PROPOSED])
+        if self.pausing:
+            self.paused = {
+                t.number: t for t in self.store.trials(self.sid, statuses=[TrialStatus.PRUNED]) if _paused_at(t)
+            }
         stored = self.store.trials(self.sid, order="-number", limit=1)
         if stored:
             # The generator restored from a checkpoint would replay asks made after it, whose
             # proposals are already stored: fold the trial count in so none is proposed twice.
             self.proposer.reseed(stored[0].number + 1)
 
-    def _count(self, t: TrialRecord) -> None:
+    def _count(self, t: TrialRecord, sign: int = 1) -> None:
+        """Count a result in the stats (``sign=-1``: take a paused trial's back as it is promoted)."""
         s = self.stats
         if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED):
-            s.done += 1
+            s.done += sign
         elif t.status is TrialStatus.FAILED:
-            s.failed += 1
+            s.failed += sign
         elif t.status is TrialStatus.INFEASIBLE:
-            s.infeasible += 1
+            s.infeasible += sign
         cost = t.metrics.get("cost")
         if isinstance(cost, (int, float)) and not math.isnan(cost):
-            s.spent += float(cost)
+            s.spent += sign * float(cost)
         if t.status is TrialStatus.COMPLETED and t.value is not None and _better(t.value, s.best, self.search.maximize):
             s.best, s.best_number = t.value, t.number
 
     # -- main loop ------------------------------------------------------------------------
     def want_more(self) -> bool:
         """Whether to start another evaluation: every stopping rule given still allows it."""
+        return self.may_go_on() and (self.trials is None or self.stats.done + len(self.in_flight) < self.trials)
+
+    def may_go_on(self) -> bool:
+        """Whether the budget and the time limit allow more work (promotions: not a new trial)."""
         s = self.stats
         self._tick()
         if self.budget is not None and s.spent >= self.budget:
             return False
-        if s.time_limit is not None and s.elapsed >= s.time_limit:
-            return False
-        return self.trials is None or s.done + len(self.in_flight) < self.trials
+        return s.time_limit is None or s.elapsed < s.time_limit
 
     def _tick(self) -> float:
         """Move driver time into ``stats.elapsed``; the seconds added."""
@@ -185,17 +206,37 @@ class _Loop:
         return self.stats
 
     def _fill(self) -> None:
-        while len(self.in_flight) < self.executor.capacity and self.want_more():
+        while len(self.in_flight) < self.executor.capacity and self.may_go_on():
             worker = self.executor.next_worker()
-            if self.pending:
-                trial = self.store.start_trial(self.sid, self.pending.pop(0).number, worker=worker)
-            else:
-                trial = self._propose(worker)
+            # Promotions first, as in ASHA: a paused trial moved up replaces a new one. It is
+            # counted again when it finishes, so the trials target does not hold it back.
+            trial, state = self._promote(worker)
+            if trial is None:
+                if not self.want_more():
+                    return
+                if self.pending:
+                    trial = self.store.start_trial(self.sid, self.pending.pop(0).number, worker=worker)
+                else:
+                    trial = self._propose(worker)
             if trial is None:
                 return
             self.in_flight[trial.number] = trial
             self.stats.in_flight = len(self.in_flight)
-            self.executor.submit(Job(trial.number, Arch(trial.arch), trial.attempts))
+            self.executor.submit(Job(trial.number, Arch(trial.arch), trial.attempts, self.pausing, state))
+
+    def _promote(self, worker: str) -> tuple[TrialRecord | None, bytes | None]:
+        """The paused trial the pruner promotes now, running again, with its checkpoint."""
+        while self.paused:
+            number = self.pruner.promotion({n: _paused_at(t) for n, t in self.paused.items()})  # type: ignore[union-attr]
+            if number is None or number not in self.paused:
+                return None, None
+            trial = self.paused.pop(number)
+            state = Checkpoints.read(trial.metrics[CHECKPOINT_KEY]["path"])
+            if state is None:
+                continue  # its file is gone: it stays pruned
+            self._count(trial, -1)
+            return self.store.promote_trial(self.sid, number, worker=worker), state
+        return None, None
 
     def _propose(self, worker: str) -> TrialRecord | None:
         proposal = self.proposer.ask()
@@ -234,9 +275,18 @@ class _Loop:
         self.stats.in_flight = len(self.in_flight)
         if done.transient and trial.attempts <= self.retries:
             (requeued,) = self.store.requeue_trials(self.sid, [done.number])
-            self.pending.insert(0, requeued)
+            if requeued.status is TrialStatus.PRUNED:  # a promoted trial: paused at its checkpoint again
+                self.paused[requeued.number] = requeued
+            else:
+                self.pending.insert(0, requeued)
             return
         metrics = dict(done.metrics)
+        if done.checkpoint is not None and done.paused_at is not None:
+            try:
+                path = self.checkpoints.write(done.number, done.paused_at, done.checkpoint)
+                metrics[CHECKPOINT_KEY] = {"path": path, "step": done.paused_at}
+            except OSError:
+                pass  # no room on disk, no permission: pruned for good, as without pausing
         value = metrics.get(self.search.objective)
         record = self.store.finish_trial(
             self.sid,
@@ -246,6 +296,11 @@ class _Loop:
             value=float(value) if isinstance(value, (int, float)) and not math.isnan(value) else None,
             error=done.error,
         )
+        old = trial.metrics.get(CHECKPOINT_KEY)  # a promoted trial's earlier checkpoint
+        if isinstance(old, dict) and old.get("path") != metrics.get(CHECKPOINT_KEY, {}).get("path"):
+            Checkpoints.delete(old["path"])  # the store names it no more
+        if _paused_at(record):
+            self.paused[record.number] = record
         self._count(record)
         self.proposer.tell(to_result(record, self.search.objectives))
         self.last_seq = record.result_seq or self.last_seq

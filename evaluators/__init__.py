@@ -16,7 +16,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from evaluators._base import Evaluator, FunctionEvaluator, Infeasible, Pruned, Report, TransientError, as_evaluator
+from evaluators._base import (
+    Evaluator,
+    FunctionEvaluator,
+    Infeasible,
+    Paused,
+    Pruned,
+    Report,
+    TransientError,
+    as_evaluator,
+)
 
 if TYPE_CHECKING:
     from evaluators import datasets
@@ -56,6 +65,7 @@ __all__ = [
     "FunctionEvaluator",
     "Infeasible",
     "NotInTable",
+    "Paused",
     "Pruned",
     "Report",
     "TabularEvaluator",

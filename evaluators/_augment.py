@@ -73,6 +73,13 @@ class Augment:
         self.ops = resolve(spec, ndim)
         self._gen = torch.Generator(device=device).manual_seed((seed + _SEED_OFFSET) % 2**63)
 
+    def generator_state(self) -> torch.Tensor:
+        """The generator's state, to go on later with the same draws (a paused training)."""
+        return self._gen.get_state()
+
+    def set_generator_state(self, state: torch.Tensor) -> None:
+        self._gen.set_state(state)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for op in self.ops:
             x = getattr(self, f"_{op}")(x)

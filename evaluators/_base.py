@@ -13,6 +13,7 @@ __all__ = [
     "Evaluator",
     "FunctionEvaluator",
     "Infeasible",
+    "Paused",
     "Pruned",
     "Report",
     "TransientError",
@@ -25,6 +26,23 @@ class Pruned(Exception):
 
     An evaluator lets it propagate; the trial is recorded as ``pruned`` with its last report.
     """
+
+
+class Paused(Pruned):
+    """Pruned, with what it takes to go on later: raised by an evaluator that can pause.
+
+    An evaluator with ``evaluate_pausable(arch, report, checkpoint)`` (as
+    :class:`~evaluators.TrainingEvaluator` has) raises it instead of letting a :class:`Pruned`
+    through: ``checkpoint`` (bytes) holds the training state after report ``step``, and calling
+    ``evaluate_pausable`` again with it goes on from the next step as if never stopped. The
+    search loop keeps it on disk, so that a pruner that later promotes the trial (ASHA) resumes
+    it instead of training it again from the start.
+    """
+
+    def __init__(self, message: str, checkpoint: bytes, step: int) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.step = step
 
 
 class Infeasible(Exception):

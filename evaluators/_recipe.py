@@ -23,6 +23,7 @@ steps (``round(warmup_epochs * steps_per_epoch)``, at most ``T``), the rate of s
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from torch import nn
 from evaluators import _augment
 from evaluators import _recipe_runtime as rt
 from evaluators._augment import Augment
+from evaluators._base import Paused, Pruned
 
 if TYPE_CHECKING:
     from evaluators._training import TrainConfig
@@ -177,12 +179,21 @@ def fit(
     x: torch.Tensor,
     y: torch.Tensor,
     after_epoch: Callable[[int, float], None],
+    *,
+    pause: bool = False,
+    resume: bytes | None = None,
 ) -> float:
     """Train ``model`` (on ``device``) on ``(x, y)`` with the recipe of ``cfg`` for ``cfg.epochs``.
 
     Calls ``after_epoch(epoch, mean training loss)`` after each epoch (counted from 1; its time
     is included) and returns the seconds taken. ``x`` and ``y`` may live on the host: each
     batch is copied over. Raises ``FloatingPointError`` when the loss becomes NaN or infinite.
+
+    With ``pause``, a :class:`~evaluators.Pruned` from ``after_epoch`` becomes a
+    :class:`~evaluators.Paused` carrying the whole training state (weights, optimizer, schedule,
+    batch order, augmentation and dropout generators, epoch, seconds); ``resume`` (such a
+    checkpoint, for the same model and recipe) goes on from the epoch after it, exactly as if the
+    training had never stopped, and the seconds returned include those before the pause.
     """
     n = len(y)
     # Batch boundaries. A last batch of one sample breaks BatchNorm in training mode: merge it
@@ -193,10 +204,12 @@ def fit(
     schedule = make_schedule(optimizer, cfg, steps_per_epoch=len(stops) + 1)
     augment = Augment(cfg.augment, ndim=x.ndim, seed=cfg.seed, device=device)
     shuffle = torch.Generator().manual_seed(cfg.seed)
+    parts = _TrainingState(model, optimizer, schedule, augment, shuffle, device)
+    done, seconds = parts.load(resume) if resume is not None else (0, 0.0)
     amp = rt.amp(cfg, device)
     rt.sync(device)
     start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(done + 1, cfg.epochs + 1):
         net.train()
         order = torch.randperm(n, generator=shuffle).to(x.device)
         total = torch.zeros((), device=device)  # summed on the device: no sync per batch
@@ -215,6 +228,61 @@ def fit(
         train_loss = total.item() / n
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"loss became {train_loss} at epoch {epoch}")
-        after_epoch(epoch, train_loss)
+        try:
+            after_epoch(epoch, train_loss)
+        except Pruned as e:
+            if not pause or isinstance(e, Paused):
+                raise
+            rt.sync(device)
+            state = parts.save(epoch, seconds + time.perf_counter() - start)
+            raise Paused(str(e), state, epoch) from None
     rt.sync(device)
-    return time.perf_counter() - start
+    return seconds + time.perf_counter() - start
+
+
+_STATE_FORMAT = 1
+
+
+@dataclasses.dataclass
+class _TrainingState:
+    """What :func:`fit` needs to stop after an epoch and go on later as if it never stopped."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    augment: Augment
+    shuffle: torch.Generator
+    device: torch.device
+
+    def save(self, epoch: int, seconds: float) -> bytes:
+        cuda = self.device.type == "cuda"
+        blob = {
+            "format": _STATE_FORMAT,
+            "epoch": epoch,
+            "seconds": seconds,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": {k: v for k, v in self.schedule.state_dict().items() if not callable(v)},
+            "augment": self.augment.generator_state(),
+            "shuffle": self.shuffle.get_state(),
+            "rng": torch.get_rng_state(),  # dropout and other layers draw from the global generator
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+        }
+        buffer = io.BytesIO()
+        torch.save(blob, buffer)
+        return buffer.getvalue()
+
+    def load(self, checkpoint: bytes) -> tuple[int, float]:
+        """Restore every part from ``checkpoint``; the epochs done and the seconds they took."""
+        blob = torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != _STATE_FORMAT:
+            raise ValueError(f"not a training checkpoint of format {_STATE_FORMAT}")
+        self.model.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.schedule.load_state_dict({**self.schedule.state_dict(), **blob["schedule"]})
+        self.augment.set_generator_state(blob["augment"])
+        self.shuffle.set_state(blob["shuffle"])
+        torch.set_rng_state(blob["rng"])
+        if blob["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(blob["cuda_rng"], self.device)
+        return int(blob["epoch"]), float(blob["seconds"])

@@ -241,6 +241,22 @@ class TrainingEvaluator(Evaluator):
         cfg = self.trial_config(arch)
         return self._guarded(cfg, lambda device: self._evaluate(arch, cfg, report, device))
 
+    def evaluate_pausable(
+        self, arch: Arch | Mapping[str, Any], report: Report = _no_report, checkpoint: bytes | None = None
+    ) -> dict[str, Any]:
+        """:meth:`evaluate`, but a prune pauses: :class:`~evaluators.Paused` carries the training state.
+
+        Given that ``checkpoint`` (of the same architecture and recipe), training goes on from the
+        epoch after it, reporting the epochs that follow (their numbers continue) and ending with
+        the metrics :meth:`evaluate` would have returned (``train_seconds`` counting both parts)
+        and ``resumed_from``, the checkpoint's epoch. On the CPU the result is the same, to the
+        bit, as a training that never stopped.
+        """
+        cfg = self.trial_config(arch)
+        return self._guarded(
+            cfg, lambda device: self._evaluate(arch, cfg, report, device, pause=True, resume=checkpoint)
+        )
+
     def final(
         self, arch: Arch | Mapping[str, Any], *, seed: int, epochs: int | None = None, report: Report | None = None
     ) -> dict[str, Any]:
@@ -273,24 +289,39 @@ class TrainingEvaluator(Evaluator):
         torch.cuda.empty_cache()
         raise RuntimeError(f"CUDA out of memory (batch size {cfg.batch_size} on {device}): {oom_detail}")
 
-    def _evaluate(self, arch: Mapping[str, Any], cfg: TrainConfig, report: Report, device: torch.device) -> dict:
+    def _evaluate(
+        self,
+        arch: Mapping[str, Any],
+        cfg: TrainConfig,
+        report: Report,
+        device: torch.device,
+        *,
+        pause: bool = False,
+        resume: bytes | None = None,
+    ) -> dict:
         data = self.dataset
         model, flops, params = self._model(arch, cfg, device, data.x_train[:1])
         keep = rt.data_on_device(cfg, device, data.x_train.nbytes + data.x_val.nbytes)
         x_train, y_train = rt.tensor(data.x_train, device, keep), rt.tensor(data.y_train, device, keep)
         x_val, y_val = rt.tensor(data.x_val, device, keep), rt.tensor(data.y_val, device, keep)
         accuracy = val_loss = float("nan")
+        first = 0  # the first epoch trained here (after a checkpoint's: not 1)
 
         def after_epoch(epoch: int, train_loss: float) -> None:
-            nonlocal accuracy, val_loss
+            nonlocal accuracy, val_loss, first
+            first = first or epoch
             accuracy, val_loss = _validate(model, x_val, y_val, cfg, device)
             if not math.isfinite(val_loss):
                 raise FloatingPointError(f"validation loss became {val_loss} at epoch {epoch}")
             report(epoch, {"accuracy": accuracy, "loss": val_loss})
 
-        train_seconds = _recipe.fit(model, cfg, device, x_train, y_train, after_epoch)
+        train_seconds = _recipe.fit(model, cfg, device, x_train, y_train, after_epoch, pause=pause, resume=resume)
+        if resume is not None and math.isnan(accuracy):  # resumed after the last epoch: nothing trained
+            accuracy, val_loss = _validate(model, x_val, y_val, cfg, device)
         out: dict[str, Any] = {"accuracy": accuracy, "loss": val_loss, "params": params, "flops": flops}
         out.update(train_seconds=round(train_seconds, 4), epochs=cfg.epochs, device=str(device))
+        if resume is not None:
+            out["resumed_from"] = first - 1 if first else cfg.epochs
         if cfg.measure_latency:
             out["latency_ms"] = _latency_ms(model, rt.batch(x_val[:1], device), rt.amp(cfg, device), device)
         if cfg.weights_dir is not None:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from store import _queries as queries
 from store._config import ConfigError, SearchConfig
 from store._records import FinalRecord, SearchRecord, StepRecord, TrialRecord, TrialStatus
-from store._storage import LEASE_SECONDS, NotFound, SchemaError, SearchBusy, StorageError, Store, safe_url
+from store._storage import (
+    CHECKPOINT_KEY,
+    LEASE_SECONDS,
+    NotFound,
+    SchemaError,
+    SearchBusy,
+    StorageError,
+    Store,
+    safe_url,
+)
 
 __all__ = [
+    "CHECKPOINT_KEY",
     "LEASE_SECONDS",
     "ConfigError",
     "FinalRecord",

@@ -37,7 +37,20 @@ from store._models import CheckpointModel, SearchModel, StepModel, TrialModel
 from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
 from store._schema import prepare
 
-__all__ = ["LEASE_SECONDS", "NotFound", "SchemaError", "SearchBusy", "StorageError", "Store", "safe_url"]
+__all__ = [
+    "CHECKPOINT_KEY",
+    "LEASE_SECONDS",
+    "NotFound",
+    "SchemaError",
+    "SearchBusy",
+    "StorageError",
+    "Store",
+    "safe_url",
+]
+
+CHECKPOINT_KEY = "_checkpoint"
+"""The reserved metric of a paused trial (status ``pruned``): ``{"path": ..., "step": k}``, the
+file with its training state after report ``k``. :meth:`Store.promote_trial` resumes it."""
 
 
 def safe_url(url: str) -> str:
@@ -403,10 +416,34 @@ class Store(FinalsMixin):
 
         return self._write("finish a trial", work)
 
+    def promote_trial(self, search_id: int, number: int, *, worker: str | None = None) -> TrialRecord:
+        """A paused trial (``pruned`` with a :data:`CHECKPOINT_KEY` metric) -> ``running`` on ``worker``.
+
+        Its metrics (the checkpoint's path among them) and reports stay as they are until it
+        finishes again; ``attempts`` starts again at 1 (retries count per run).
+        """
+        worker = _checks.optional_short_text(worker, "worker")
+
+        def work(s: Session) -> TrialRecord:
+            row = self._trial(s, search_id, number, for_update=True)
+            if row.status != TrialStatus.PRUNED.value or not isinstance((row.metrics or {}).get(CHECKPOINT_KEY), dict):
+                name = self._search(s, search_id).name
+                raise ValueError(
+                    f"trial {number} of search {name!r} is {row.status} with no checkpoint; cannot promote it"
+                )
+            now = _now()
+            row.status, row.started_at, row.heartbeat_at, row.finished_at = _RUNNING, now, now, None
+            row.attempts, row.worker = 1, worker
+            return row.to_record()
+
+        return self._write("promote a trial", work)
+
     def requeue_trials(self, search_id: int, numbers: Iterable[int] | None = None) -> list[TrialRecord]:
         """``running`` -> ``proposed`` (all running trials of the search if ``numbers`` is None).
 
-        Used on resume (orphans of a dead driver) and for retries. Returns them by number.
+        Used on resume (orphans of a dead driver) and for retries. A promoted trial (one that
+        still holds its :data:`CHECKPOINT_KEY`) goes back to ``pruned`` instead, paused at its
+        checkpoint again, with the reports made after it dropped. Returns them by number.
         """
         wanted = None if numbers is None else sorted({int(n) for n in numbers})
 
@@ -425,10 +462,17 @@ class Store(FinalsMixin):
                 # Listed trials that are no longer running (finished, or requeued already by
                 # another driver) are left as they are and not returned.
                 rows = [r for r in rows if r.status == _RUNNING]
-            for r in rows:
+            fresh = [r for r in rows if not isinstance((r.metrics or {}).get(CHECKPOINT_KEY), dict)]
+            for r in fresh:
                 r.status, r.worker, r.started_at, r.heartbeat_at = TrialStatus.PROPOSED.value, None, None, None
-            if rows:  # the re-run starts from scratch: drop the old attempt's intermediate reports
-                s.execute(delete(StepModel).where(StepModel.trial_id.in_([r.id for r in rows])))
+            if fresh:  # the re-run starts from scratch: drop the old attempt's intermediate reports
+                s.execute(delete(StepModel).where(StepModel.trial_id.in_([r.id for r in fresh])))
+            for r in rows:
+                if r in fresh:
+                    continue
+                r.status, r.worker, r.heartbeat_at, r.finished_at = TrialStatus.PRUNED.value, None, None, _now()
+                after = int(r.metrics[CHECKPOINT_KEY].get("step", 0))
+                s.execute(delete(StepModel).where(StepModel.trial_id == r.id, StepModel.step > after))
             return [r.to_record() for r in rows]
 
         return self._write("requeue trials", work)

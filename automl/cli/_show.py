@@ -10,7 +10,7 @@ from typing import Any
 from automl.cli._results import common_options, open_results, resolve_trial
 from automl.pruners import PRUNED_KEY
 from automl.results._views import arch_changes
-from store import FinalRecord, SearchRecord, TrialStatus, queries
+from store import CHECKPOINT_KEY, FinalRecord, SearchRecord, StepRecord, TrialRecord, TrialStatus, queries
 
 __all__ = ["arch_changes", "pruned_text", "register", "sparkline"]
 
@@ -84,8 +84,9 @@ def _show_text(search: SearchRecord, detail: queries.TrialDetail, finals: list[F
         + (f"  {trial.duration:.1f} s" if trial.duration is not None else "")
     )
     table("decisions", ["decision", "value"], list(trial.arch.items()))
-    if trial.metrics:
-        table("metrics", ["metric", "value"], sorted(trial.metrics.items()))
+    shown = {k: v for k, v in trial.metrics.items() if k != CHECKPOINT_KEY}
+    if shown:
+        table("metrics", ["metric", "value"], sorted(shown.items()))
     if steps:
         keys = sorted({k for s in steps for k in s.metrics if isinstance(s.metrics[k], (int, float))})
         table("per step", ["step", *keys], [(s.step, *(s.metrics.get(k) for k in keys)) for s in steps])
@@ -105,15 +106,35 @@ def _show_text(search: SearchRecord, detail: queries.TrialDetail, finals: list[F
         more = f", the first {len(kids)}" if detail.children_total > len(kids) else ""
         rows = [(c.number, c.status.value, c.value) for c in kids]
         table(f"children ({detail.children_total}){more}", ["trial", "status", search.objective], rows)
-    reason = steps[-1].metrics.get(PRUNED_KEY) if steps and trial.status is TrialStatus.PRUNED else None
-    if isinstance(reason, Mapping):
-        out.print(terminal_safe(pruned_text(reason, search.objective)))
+    for line in _pause_lines(trial, steps, search.objective):
+        out.print(terminal_safe(line))
     if finals:
         rows = [(f.seed, f.epochs, f.metrics.get("test_accuracy"), f.metrics.get("test_loss"),
                  f.metrics.get("train_seconds")) for f in finals]  # fmt: skip
         table("final training (train+val, scored on test)", ["seed", "epochs", "test accuracy", "test loss", "s"], rows)
     if trial.error:
         out.print(f"[red]error:[/] {terminal_safe(trial.error)}")
+
+
+def _pause_lines(trial: TrialRecord, steps: Sequence[StepRecord], metric: str) -> list[str]:
+    """Why the trial stopped early, each time: a stop that was later taken back (an ASHA
+    promotion) is in its history too, and a paused trial says where its checkpoint is."""
+    lines = []
+    for i, s in enumerate(steps):
+        reason = s.metrics.get(PRUNED_KEY)
+        if not isinstance(reason, Mapping):
+            continue
+        if i == len(steps) - 1 and trial.status is TrialStatus.PRUNED:
+            lines.append(pruned_text(reason, metric))
+        else:
+            lines.append(f"{pruned_text(reason, metric)}; promoted later, it went on from its checkpoint")
+    held = trial.metrics.get(CHECKPOINT_KEY) if trial.status is TrialStatus.PRUNED else None
+    if isinstance(held, Mapping):
+        lines.append(
+            f"paused: its training state after step {held.get('step')} is kept ({held.get('path')}); "
+            "if the pruner promotes it, training goes on from there"
+        )
+    return lines
 
 
 def pruned_text(reason: Mapping[str, Any], metric: str) -> str:

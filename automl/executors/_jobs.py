@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluators import Evaluator, Infeasible, Pruned, TransientError
+from evaluators import Evaluator, Infeasible, Paused, Pruned, TransientError
 from search_spaces import Arch
 
 __all__ = ["Done", "Job", "Step", "UnstorableMetric", "check_metrics", "plain_metrics", "run_job", "worker_name"]
@@ -18,11 +18,18 @@ __all__ = ["Done", "Job", "Step", "UnstorableMetric", "check_metrics", "plain_me
 
 @dataclass(frozen=True)
 class Job:
-    """A trial to evaluate."""
+    """A trial to evaluate.
+
+    ``pause``: a prune pauses the trial (the evaluator's ``evaluate_pausable`` returns its
+    training state in :attr:`Done.checkpoint`); ``checkpoint``: such a state to go on from (a
+    promoted trial). Both travel with the job, so workers on other machines need no shared disk.
+    """
 
     number: int
     arch: Arch
     attempt: int = 1
+    pause: bool = False
+    checkpoint: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Done:
     error: str | None = None
     transient: bool = False  # a failure worth retrying
     worker: str | None = None
+    checkpoint: bytes | None = field(default=None, repr=False)  # a paused trial's training state
+    paused_at: int | None = None  # the step it was paused after
 
 
 def worker_name(suffix: str = "") -> str:
@@ -79,6 +88,9 @@ def run_job(
 ) -> Done:
     """Evaluate ``job``; ``on_step`` stores a report and returns True to stop (prune) the trial.
 
+    A job that pauses or resumes (``job.pause``, ``job.checkpoint``) runs the evaluator's
+    ``evaluate_pausable``; the loop sends such jobs only to evaluators that have it.
+
     Never raises for an evaluator's failure: it becomes a ``failed`` :class:`Done` with the
     error text. ``KeyboardInterrupt`` and ``SystemExit`` pass through. Metrics, reported or
     returned, reach ``on_step`` and the :class:`Done` as plain JSON (:func:`plain_metrics`).
@@ -97,10 +109,15 @@ def run_job(
             raise Pruned(f"pruned at step {step}")
 
     try:
-        metrics = evaluator.evaluate(job.arch, report)
+        if job.pause or job.checkpoint is not None:
+            metrics = evaluator.evaluate_pausable(job.arch, report, job.checkpoint)  # type: ignore[attr-defined]
+        else:
+            metrics = evaluator.evaluate(job.arch, report)
     except _DriverFailed as e:
         raise e.error from None
-    except Pruned:
+    except Pruned as e:
+        if job.pause and isinstance(e, Paused):  # a state is kept only where the loop asked for one
+            return Done(job.number, "pruned", dict(last), worker=worker, checkpoint=e.checkpoint, paused_at=e.step)
         return Done(job.number, "pruned", dict(last), worker=worker)
     except Infeasible as e:
         return Done(job.number, "infeasible", error=_error_text(e), worker=worker)

@@ -47,6 +47,12 @@ class ASHAPruner(Pruner):
     is judged at the highest rung it passed. Nothing is decided at a rung until ``min_trials``
     trials (the judged one included) have reached it.
 
+    **Promotion.** A stop is not final: as more trials reach a rung, a trial stopped there may
+    rise into the top ``floor(n / reduction_factor)`` of the ``n`` values recorded at the rung, as
+    in the paper's promotion rule. :meth:`promotion` names such a trial (the highest rung first,
+    then the best value), and the search loop resumes it from the checkpoint it paused with, so
+    an early judgement against few peers is corrected once there are more.
+
     Args:
         min_resource: the first rung (Tune's ``grace_period``): no trial stops before it.
             ``None``: :func:`default_min_resource` of ``max_resource``.
@@ -71,6 +77,7 @@ class ASHAPruner(Pruner):
 
     name = "asha"
     options = ("min_resource", "reduction_factor", "max_resource", "min_trials")
+    promotes = True
 
     def __init__(
         self,
@@ -129,6 +136,25 @@ class ASHAPruner(Pruner):
                 bracket=self.bracket, peers=peers, rule=f"top 1/{self.reduction_factor}",
             )  # fmt: skip
         return PruneDecision(stop=False)
+
+    def promotion(self, paused: Mapping[int, int]) -> int | None:
+        best = max(self.promotable(paused), default=None)
+        return None if best is None else best[2]
+
+    def promotable(self, paused: Mapping[int, int]) -> list[tuple[int, float, int]]:
+        """``(rung, score, number)`` of each paused trial now in the top ``1/reduction_factor``
+        of the rung it stopped at (scores oriented so that higher is better)."""
+        out = []
+        for number, step in paused.items():
+            reached = self.rungs(step)
+            recorded = self._rungs.get(reached[-1], {}) if reached else {}
+            if number not in recorded:
+                continue
+            score = recorded[number]
+            better = sum(1 for s in recorded.values() if s > score)
+            if better < len(recorded) // self.reduction_factor:
+                out.append((reached[-1], score, number))
+        return out
 
     def _cutoff(self, recorded: Mapping[int, float]) -> float:
         return float(np.percentile(list(recorded.values()), (1 - 1 / self.reduction_factor) * 100))

@@ -75,6 +75,7 @@ class Pruner(abc.ABC):
 
     name: ClassVar[str]
     options: ClassVar[tuple[str, ...]]  # the keyword settings ``make_pruner`` accepts
+    promotes: ClassVar[bool] = False  # stopped trials may later go on (see :meth:`promotion`)
 
     def __init__(self, objective: str | None = None, maximize: bool | None = None) -> None:
         self.metric: str | None = None
@@ -95,6 +96,11 @@ class Pruner(abc.ABC):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return _GO_ON  # nothing to judge (a failing trial fails on its own)
         return self._decide(step.number, int(step.step), float(value))
+
+    def promotion(self, paused: Mapping[int, int]) -> int | None:
+        """Which paused trial (``paused``: trial number -> the step it stopped after) should go on
+        now, or None. Pruners that never take a stop back (the median rule) always say None."""
+        return None
 
     def __call__(self, step: Step, metrics: Mapping[str, Any] | None = None) -> bool:
         """True to stop trial ``step.number`` now."""

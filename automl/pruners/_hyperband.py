@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from automl.pruners._asha import ASHAPruner
@@ -37,6 +38,7 @@ class HyperbandPruner(Pruner):
 
     name = "hyperband"
     options = ("max_resource", "min_resource", "reduction_factor", "min_trials")
+    promotes = True
 
     def __init__(
         self,
@@ -87,6 +89,14 @@ class HyperbandPruner(Pruner):
         """The bracket ``s`` of trial ``number``: round robin from the most aggressive."""
         s_max = len(self.brackets) - 1
         return s_max - number % (s_max + 1)
+
+    def promotion(self, paused: Mapping[int, int]) -> int | None:
+        """The best promotable trial of any bracket (each promotes among its own trials)."""
+        by_bracket: dict[int, dict[int, int]] = {}
+        for number, step in paused.items():
+            by_bracket.setdefault(self.bracket_of(number), {})[number] = step
+        found = [c for s, own in by_bracket.items() for c in self.brackets[s].promotable(own)]
+        return max(found)[2] if found else None
 
     def _decide(self, number: int, step: int, value: float) -> PruneDecision:
         decision = self.brackets[self.bracket_of(number)]._decide(number, step, value)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from evaluators import Report, TransientError
+from evaluators import Evaluator, Paused, Pruned, Report, TransientError
 
 
 def _score(arch: Mapping[str, Any]) -> float:
@@ -122,6 +122,38 @@ class Curves:
             acc = final * step / self.steps
             report(step, {"accuracy": acc})
         return {"accuracy": acc, "epochs": self.steps}
+
+
+class PausableCurves(Evaluator):
+    """:class:`Curves` that can pause: the checkpoint is the step reached and the curve's final
+    value, and a resumed run reports the steps after it. The result says where it resumed from
+    (``resumed_from``) and how many steps this run trained (``steps_run``).
+
+    ``fade`` < 1 makes each new trial this object starts weaker than the one before (by that
+    factor), so that trials stopped early against strong peers later rise into the top of
+    their rung and are promoted, as they are when the first trials happen to be good.
+    """
+
+    def __init__(self, steps: int = 9, sleep: float = 0.0, fade: float = 1.0) -> None:
+        self.steps, self.sleep, self.fade, self._started = steps, sleep, fade, 0
+
+    def evaluate(self, arch: Any, report: Report = lambda step, metrics: None) -> dict[str, Any]:
+        return self.evaluate_pausable(arch, report)
+
+    def evaluate_pausable(self, arch: Any, report: Report, checkpoint: bytes | None = None) -> dict[str, Any]:
+        if checkpoint is None:
+            start, final = 0, (_score(arch) + 3.0) * self.fade**self._started
+            self._started += 1
+        else:
+            step, value = checkpoint.decode().split(":")
+            start, final = int(step), float(value)
+        for step in range(start + 1, self.steps + 1):
+            time.sleep(self.sleep)
+            try:
+                report(step, {"accuracy": final * step / self.steps})
+            except Pruned as e:
+                raise Paused(str(e), f"{step}:{final}".encode(), step) from None
+        return {"accuracy": final, "epochs": self.steps, "resumed_from": start, "steps_run": self.steps - start}
 
 
 # -- the executor conformance suite ---------------------------------------------------------------------

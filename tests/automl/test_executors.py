@@ -384,3 +384,23 @@ def test_ray_sizes_workers_to_the_cluster_and_refuses_what_it_lacks(local_ray: N
         )  # fmt: skip
     with pytest.raises(ValueError, match="num_cpus_per_trial must be a number >= 0, got -1"):
         RayExecutor(1, num_cpus_per_trial=-1)
+
+
+# -- pause and promote --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_paused_trials_travel_back_and_promoted_ones_resume_on_workers(
+    kind: str, request: pytest.FixtureRequest, sqlite_url: str
+) -> None:
+    from tests.automl.test_promotion import check_pause_and_promote
+
+    _needs(kind, request)
+    automl.search(
+        "nb201", evs.PausableCurves(steps=9, fade=0.97), strategy="random", trials=40, storage=sqlite_url,
+        name="pp", seed=1, executor=kind, workers=2, executor_options=OPTIONS[kind],
+        pruner="asha", pruner_options={"max_resource": 9, "reduction_factor": 2},
+    )  # fmt: skip
+    promoted = check_pause_and_promote(sqlite_url, "pp", 9)
+    with Store(sqlite_url) as store:
+        trials = store.trials(store.get_search("pp").id)
+    assert {t.worker.split("/")[0] for t in promoted} - {f"{HOST}:{os.getpid()}"}  # resumed on workers
+    assert len(trials) == 40
