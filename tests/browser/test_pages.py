@@ -141,6 +141,32 @@ def test_a_pruned_trial_says_why(client: Any) -> None:
     assert "pruned-reason" not in client.get("/search/pruned/trial/0").text
 
 
+def test_a_paused_trial_and_a_promoted_one_say_so(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    import automl
+    from store import CHECKPOINT_KEY
+    from tests.automl import _evaluators as evs
+
+    url = f"sqlite:///{tmp_path / 'paused.db'}"
+    automl.search(
+        "nb201", evs.PausableCurves(steps=9, fade=0.97), strategy="random", trials=30, storage=url, name="pp",
+        seed=1, pruner="asha", pruner_options={"max_resource": 9, "reduction_factor": 2},
+    )  # fmt: skip
+    with Store(url) as store:
+        trials = store.trials(store.get_search("pp").id)
+    promoted = next(t for t in trials if t.metrics.get("resumed_from"))
+    paused = next(t for t in trials if CHECKPOINT_KEY in t.metrics)
+    with TestClient(create_app(url), base_url=LOCAL) as c:
+        text = c.get(f"/search/pp/trial/{promoted.number}").text
+        assert f"paused at step {promoted.metrics['resumed_from']}: accuracy" in text
+        assert "promoted, it went on from its checkpoint" in text
+        text = c.get(f"/search/pp/trial/{paused.number}").text
+        step = paused.metrics[CHECKPOINT_KEY]["step"]
+        assert f"paused: its training state after step {step} is kept; a promotion goes on from it" in text
+        assert "_checkpoint" not in text
+
+
 def test_the_header_shows_budget_and_time_spent(client: Any) -> None:
     html = client.get("/search/pruned").text
     limits = re.search(r'<span id="limits">(.*?)</span>', html, re.S)

@@ -19,7 +19,7 @@ from automl.dashboard._pages._shared import MAX_NUMBER, facts, versions
 from automl.dashboard._pages._steps import PRUNED_KEY
 from automl.dashboard._web import dashboard
 from automl.results._views import arch_changes
-from store import SearchRecord, StepRecord, TrialRecord, TrialStatus, queries
+from store import CHECKPOINT_KEY, SearchRecord, StepRecord, TrialRecord, TrialStatus, queries
 
 __all__ = ["router"]
 
@@ -51,7 +51,7 @@ def trial_page(request: Request, name: str, number: Annotated[int, PathParam(ge=
         parent_arch=parent.arch if parent is not None else {},
         changes=arch_changes(trial.arch, parent.arch) if parent is not None else [],
         figs=figs,
-        metrics=sorted(trial.metrics.items()),
+        metrics=sorted((k, v) for k, v in trial.metrics.items() if k != CHECKPOINT_KEY),
         pruned=_pruned_sentence(search, trial, detail.steps),
         finals=sorted(finals, key=lambda f: (-f.epochs, f.seed)),
         **refresh,
@@ -60,14 +60,26 @@ def trial_page(request: Request, name: str, number: Annotated[int, PathParam(ge=
 
 def _pruned_sentence(search: SearchRecord, trial: TrialRecord, steps: Sequence[StepRecord]) -> str | None:
     """``"pruned at step 4: accuracy 0.9139 < 0.9502 (the threshold at that rung)"``, from the
-    ``_pruned`` record of a pruned trial's last step; None without one."""
-    if trial.status is not TrialStatus.PRUNED or not steps:
-        return None
-    reason = steps[-1].metrics.get(PRUNED_KEY)
-    if not isinstance(reason, Mapping):
-        return None
+    ``_pruned`` records of the trial's steps: the last step's for a pruned trial, and any earlier
+    stop that a promotion took back; whether a paused trial keeps its checkpoint. None without one."""
+    said = []
+    for i, step in enumerate(steps):
+        reason = step.metrics.get(PRUNED_KEY)
+        if not isinstance(reason, Mapping):
+            continue
+        text = _one_stop(search, step, reason)
+        if i < len(steps) - 1 or trial.status is not TrialStatus.PRUNED:
+            text = f"paused at {text.removeprefix('pruned at ')}; promoted, it went on from its checkpoint"
+        said.append(text)
+    held = trial.metrics.get(CHECKPOINT_KEY) if trial.status is TrialStatus.PRUNED else None
+    if isinstance(held, Mapping):
+        said.append(f"paused: its training state after step {held.get('step')} is kept; a promotion goes on from it")
+    return ". ".join(said) or None
+
+
+def _one_stop(search: SearchRecord, step: StepRecord, reason: Mapping[str, object]) -> str:
     rung, bracket = reason.get("rung"), reason.get("bracket")
-    where = f"step {steps[-1].step}" + (f" (rung {rung})" if rung not in (None, steps[-1].step) else "")
+    where = f"step {step.step}" + (f" (rung {rung})" if rung not in (None, step.step) else "")
     said = pruned_text(reason, search.objective, search.maximize)
     if said is None:
         return f"pruned at {where}"
