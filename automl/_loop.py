@@ -277,6 +277,7 @@ class _Loop:
             (requeued,) = self.store.requeue_trials(self.sid, [done.number])
             if requeued.status is TrialStatus.PRUNED:  # a promoted trial: paused at its checkpoint again
                 self.paused[requeued.number] = requeued
+                self._count(requeued)
             else:
                 self.pending.insert(0, requeued)
             return

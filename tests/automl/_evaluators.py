@@ -134,8 +134,10 @@ class PausableCurves(Evaluator):
     their rung and are promoted, as they are when the first trials happen to be good.
     """
 
-    def __init__(self, steps: int = 9, sleep: float = 0.0, fade: float = 1.0) -> None:
+    def __init__(self, steps: int = 9, sleep: float = 0.0, fade: float = 1.0, flaky: bool = False) -> None:
         self.steps, self.sleep, self.fade, self._started = steps, sleep, fade, 0
+        self.flaky = flaky  # each resume fails (transiently) once
+        self._failed: set[bytes] = set()
 
     def evaluate(self, arch: Any, report: Report = lambda step, metrics: None) -> dict[str, Any]:
         return self.evaluate_pausable(arch, report)
@@ -145,6 +147,9 @@ class PausableCurves(Evaluator):
             start, final = 0, (_score(arch) + 3.0) * self.fade**self._started
             self._started += 1
         else:
+            if self.flaky and checkpoint not in self._failed:
+                self._failed.add(checkpoint)
+                raise TransientError("worker lost while resuming")
             step, value = checkpoint.decode().split(":")
             start, final = int(step), float(value)
         for step in range(start + 1, self.steps + 1):

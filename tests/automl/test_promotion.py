@@ -192,6 +192,18 @@ def test_a_driver_that_dies_before_or_during_a_promotion_loses_no_checkpoint(sql
         assert [s.step for s in reports[t.number]][-1] >= at and CHECKPOINT_KEY in t.metrics
 
 
+def test_a_promoted_run_that_fails_transiently_pauses_again_and_is_retried(sqlite_url: str) -> None:
+    flaky = evs.PausableCurves(steps=9, fade=0.97, flaky=True)
+    result = automl.search(
+        "nb201", flaky, strategy="random", trials=30, storage=sqlite_url, name="flaky", seed=1, retries=1,
+        pruner="asha", pruner_options={"max_resource": 9, "reduction_factor": 2},
+    )  # fmt: skip
+    promoted = check_pause_and_promote(sqlite_url, "flaky", 9)
+    assert len(flaky._failed) >= len(promoted)  # each promotion failed once, then went on from its checkpoint
+    counts = result.counts()
+    assert counts.get("completed", 0) + counts.get("pruned", 0) == 30 and not counts.get("failed")
+
+
 def test_requeue_puts_a_promoted_trial_back_to_its_checkpoint(sqlite_url: str) -> None:
     automl.search(
         "nb201", fading(), strategy="random", trials=12, storage=sqlite_url, name="rq", seed=2,
