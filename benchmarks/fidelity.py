@@ -15,8 +15,8 @@ split. Reported per variant:
 
 ::
 
-    python benchmarks/fidelity.py                                  # 15 min each, 10 epochs per child
-    python benchmarks/fidelity.py --time 3m --final-epochs 10       # a quick look
+    python benchmarks/fidelity.py                  # 45 min each, 27 epochs per full evaluation (~75 min wall)
+    python benchmarks/fidelity.py --time 5m --epochs 9 --final-epochs 9   # a quick look
     python benchmarks/fidelity.py --variants none asha asha:min_resource=1
 
 A variant is ``none`` or a pruner name, with ``:option=value,...`` settings (``--option``-style).
@@ -109,9 +109,9 @@ def _pct(x: float | None) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--time", type=_duration, default=900.0, help="search time budget of each variant (default: 15m)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs of a full evaluation during the search")
-    p.add_argument("--final-epochs", type=int, default=20, help="training epochs of the final retraining")
+    p.add_argument("--time", type=_duration, default=2700.0, help="search time budget of each variant (default: 45m)")
+    p.add_argument("--epochs", type=int, default=27, help="training epochs of a full evaluation during the search")
+    p.add_argument("--final-epochs", type=int, default=27, help="training epochs of the final retraining")
     p.add_argument("--top", type=int, default=3)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="the searches' seed")
