@@ -5,7 +5,10 @@
     (``SharedWeightsEvaluator``: after ``--warmup`` random children have trained the pool, each
     is trained ``--steps`` minibatches on the pool and scored on the validation split). Kendall's
     tau between the two validation accuracies, beside a zero-cost baseline (tau of the parameter
-    count) and the CPU-seconds of each.
+    count) and the CPU-seconds of each. With ``--cache FILE`` the stand-alone results (accuracy,
+    parameters, the CPU-seconds they took) are kept in a JSON file and reused by later runs with
+    the same architectures, epochs and seed: the shared side can be re-measured without
+    retraining the reference.
 (b) **The pipeline.** Aging evolution with shared weights (``--shared-trials``) against aging
     evolution with stand-alone training (``--trials``); the ``--top`` architectures of each are
     retrained from scratch on train+val (``TrainingEvaluator.final``, ``--final-epochs``) and
@@ -18,6 +21,8 @@ Every evaluation runs on ``--threads`` CPU threads (1: the measures compare like
 
     python benchmarks/weight_sharing.py                                       # the full version
     python benchmarks/weight_sharing.py --archs 12 --trials 20 --final-epochs 10   # a quick look
+    python benchmarks/weight_sharing.py --skip pipeline --cache sa.json       # (a) only, reference kept
+    python benchmarks/weight_sharing.py --skip rank --skip shared             # one side of (b): one process each
 """
 
 from __future__ import annotations
@@ -76,9 +81,8 @@ def rank_correlation(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.archs)]
     warm_rng = np.random.default_rng(args.seed + 1)
-    cpu: dict[str, float] = {}
-    with _metered(cpu, "standalone"):
-        alone = [standalone.evaluate(a) for a in archs]
+    cpu: dict[str, float] = {"standalone": 0.0}
+    alone = [_cached_standalone(args, standalone, a, cpu) for a in archs]
     with _metered(cpu, "shared_warmup"):
         for _ in range(args.warmup):
             shared.evaluate(space.sample(warm_rng))
@@ -96,6 +100,21 @@ def rank_correlation(args: argparse.Namespace) -> dict[str, Any]:
         "shared_fraction_mean": statistics.mean(m["shared_fraction"] for m in scored),
         "cpu": cpu,
     }
+
+
+def _cached_standalone(args: argparse.Namespace, evaluator: Any, arch: Any, cpu: dict[str, float]) -> dict[str, Any]:
+    """A stand-alone result for (a), from ``--cache`` when it holds one (with the CPU it took then)."""
+    path = Path(args.cache) if args.cache else None
+    cache = json.loads(path.read_text()) if path is not None and path.exists() else {}
+    key = json.dumps({"arch": dict(arch), "epochs": args.epochs, "seed": args.seed}, sort_keys=True, default=str)
+    if key not in cache:
+        start = _cpu()
+        m = evaluator.evaluate(arch)
+        cache[key] = {"accuracy": m["accuracy"], "params": m["params"], "cpu": _cpu() - start}
+        if path is not None:
+            path.write_text(json.dumps(cache, indent=1))
+    cpu["standalone"] += cache[key]["cpu"]
+    return cache[key]
 
 
 # -- (b) the pipeline -----------------------------------------------------------------------------
@@ -130,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--warmup", type=int, default=None, help="random children that train the pool first (default: --archs)"
     )
-    p.add_argument("--steps", type=int, default=50, help="minibatches per child on shared weights")
+    p.add_argument("--steps", type=int, default=100, help="minibatches per child on shared weights")
     p.add_argument("--epochs", type=int, default=10, help="stand-alone training epochs (a, and the stand-alone search)")
     p.add_argument("--trials", type=int, default=100, help="stand-alone search trials (b)")
     p.add_argument("--shared-trials", type=int, default=None, help="shared-weights search trials (default: --trials)")
@@ -139,7 +158,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--final-epochs", type=int, default=30, help="epochs of the final training on train+val")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per evaluation")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--skip", choices=["rank", "pipeline"], default=None, help="leave one part out")
+    p.add_argument("--skip", choices=["rank", "pipeline", "shared", "standalone"], action="append", default=[],
+                   help="leave a part out (repeatable): rank (a), pipeline (b), or one side of (b)")  # fmt: skip
+    p.add_argument("--cache", default=None,
+                   help="JSON file of stand-alone results of (a): read where present, else added")  # fmt: skip
     p.add_argument("--workdir", default=None, help="where the stores and the pool go (default: a temporary folder)")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     args = p.parse_args(argv)
@@ -149,14 +171,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         out: dict[str, Any] = {"args": vars(args)}
-        if args.skip != "rank":
+        if "rank" not in args.skip:
             out["rank"] = rank_correlation(args)
             _print_rank(out["rank"])
-        if args.skip != "pipeline":
-            shared = pipeline(args, "shared", lambda: _shared(args, workdir / "pool"), args.shared_trials, workdir)
-            alone = pipeline(args, "standalone", lambda: _standalone(args), args.trials, workdir)
-            out["pipeline"] = [shared, alone]
-            _print_pipeline(shared, alone, args.top)
+        if "pipeline" not in args.skip:
+            rows = []
+            if "shared" not in args.skip:
+                make = lambda: _shared(args, workdir / "pool")  # noqa: E731
+                rows.append(pipeline(args, "shared", make, args.shared_trials, workdir))
+            if "standalone" not in args.skip:
+                rows.append(pipeline(args, "standalone", lambda: _standalone(args), args.trials, workdir))
+            out["pipeline"] = rows
+            _print_pipeline(rows, args.top)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return out
@@ -173,14 +199,17 @@ def _print_rank(r: dict[str, Any]) -> None:
           f"mean acc {100 * r['standalone_acc_mean']:.1f}%")  # fmt: skip
 
 
-def _print_pipeline(shared: dict[str, Any], alone: dict[str, Any], top: int) -> None:
+def _print_pipeline(rows: list[dict[str, Any]], top: int) -> None:
     print(f"\n(b) search, then retrain the top {top} on train+val and measure on test")
     print(f"  {'':12} {'trials':>6} {'test top-' + str(top):>11} {'test best':>10} "
           f"{'CPU search':>11} {'CPU final':>10} {'CPU total':>10}")  # fmt: skip
-    for r in (shared, alone):
+    for r in rows:
         c = r["cpu"]
         print(f"  {r['who']:12} {r['trials']:>6} {100 * r['test_top_mean']:>10.2f}% {100 * r['test_best']:>9.2f}% "
               f"{c['search']:>10.1f}s {c['final']:>9.1f}s {c['total']:>9.1f}s")  # fmt: skip
+    if len(rows) < 2:
+        return
+    shared, alone = rows
     gap = 100 * (shared["test_top_mean"] - alone["test_top_mean"])
     print(f"  shared - stand-alone: {gap:+.2f} points (top-{top} mean); compute "
           f"{shared['cpu']['search'] / alone['cpu']['search']:.2f}x for the search, "

@@ -1,12 +1,14 @@
-"""Weight sharing for any search space (ENAS-style one-shot evaluation).
+"""Weight sharing for any search space (ENAS-style one-shot evaluation, with weight slicing).
 
 Every child built from the space takes the modules it has in common with earlier children
-(the same place, the same decision values: see :mod:`evaluators._shared_pool`) from a shared
-pool instead of initialising them afresh, trains those shared weights for a few minibatches and
-is scored on the validation split. Children that agree on a block share that block's tensors:
-the very same ``nn.Parameter`` objects.
+(the same place: see :mod:`evaluators._shared_pool`) from a shared pool instead of initialising
+them afresh, trains them for a few minibatches, writes the trained values back and is scored on
+the validation split. The pool keeps each tensor at the largest shape seen at its place; a child
+with fewer channels or a smaller kernel trains a slice of it (the first channels, the kernel's
+centre). A child works on copies of its slices, written back after training, so two children
+that agree on a place start from the same values there, and what one learns the next one gets.
 
->>> import torch.nn as nn
+>>> import torch, torch.nn as nn
 >>> import search_spaces
 >>> from evaluators import SharedConfig, SharedWeightsEvaluator
 >>> @search_spaces.space
@@ -19,17 +21,20 @@ the very same ``nn.Parameter`` objects.
 ...     return nn.Sequential(*layers)
 >>> ev = SharedWeightsEvaluator(two, "digits", SharedConfig(steps_per_child=5))
 >>> first, second = ev.build({"hidden.width": 16}), ev.build({"hidden.width": 16})
->>> first[1].weight is second[1].weight, ev.build({"hidden.width": 32})[1].weight is first[1].weight
+>>> wide = ev.build({"hidden.width": 32})  # another decision in "hidden": other weights there
+>>> torch.equal(first[1].weight, second[1].weight), torch.equal(wide[1].weight[:16], first[1].weight)
 (True, False)
+>>> torch.equal(wide[3].weight[:, :16], first[3].weight)  # "out": one tensor, the narrow child's slice
+True
 >>> m = ev.evaluate({"hidden.width": 32})
 >>> sorted(m)
 ['accuracy', 'cost', 'device', 'loss', 'params', 'pool_steps', 'shared_fraction', 'train_steps']
 
-**Batch normalisation.** Running statistics are buffers of the pool, shared like the weights
-(and saved with them). Each evaluation trains the child before scoring it, and BatchNorm's
-momentum of 0.1 leaves under 1% of the previous statistics after 50 steps, so with the default
-``steps_per_child`` a child is scored with (nearly) its own statistics; with very few steps it
-inherits those of the children before it.
+**Batch normalisation.** Running statistics are buffers of the pool, sliced like the weights
+(and saved with them), but a child's mix of slices is its own: before scoring, the statistics
+of every BatchNorm are re-estimated on ``bn_batches`` fixed training minibatches (the child in
+evaluation mode but for its BatchNorms), which matters much for how well the shared score ranks
+children; the re-estimated statistics go back to the pool.
 
 **One process.** The pool lives in the memory of the process that evaluates: use the ``inline``
 executor (or a single worker). With ``pool_dir`` the pool file is locked by the process that
@@ -74,7 +79,7 @@ _EVAL_BATCH = 1024
 class SharedConfig:
     """How :class:`SharedWeightsEvaluator` trains and scores each child on the shared pool."""
 
-    steps_per_child: int = 50  # minibatches of the training split per evaluation (0: score only)
+    steps_per_child: int = 100  # minibatches of the training split per evaluation (0: score only)
     batch_size: int = 128  # training minibatch
     optimizer: Literal["adam", "sgd"] = "adam"  # state kept per pool parameter, across children
     lr: float = 3e-3  # constant: the pool is trained for as long as the search runs
@@ -82,6 +87,7 @@ class SharedConfig:
     weight_decay: float = 0.0  # L2 on weights with 2+ dims (not biases or norms)
     grad_clip: float | None = 5.0  # clip each child's gradient norm (ENAS: 5); None: no clipping
     val_samples: int | None = None  # score on the first n validation samples; None: the whole split
+    bn_batches: int = 8  # fixed training minibatches that re-estimate BatchNorm statistics before scoring (0: not)
     pool_dir: str | None = None  # save the pool to <pool_dir>/pool.pt and resume from it; None: memory only
     save_every: int = 5  # evaluations between saves of the pool (with pool_dir)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when this process sees a GPU
@@ -100,6 +106,7 @@ class SharedConfig:
         need(ok, "grad_clip must be None or > 0", self.grad_clip)
         ok = self.val_samples is None or (is_int(self.val_samples) and self.val_samples >= 1)
         need(ok, "val_samples must be None or an int >= 1", self.val_samples)
+        need(is_int(self.bn_batches) and self.bn_batches >= 0, "bn_batches must be an int >= 0", self.bn_batches)
         ok = self.pool_dir is None or (isinstance(self.pool_dir, str) and bool(self.pool_dir))
         need(ok, "pool_dir must be None or a non-empty path (str)", self.pool_dir)
         need(is_int(self.save_every) and self.save_every >= 1, "save_every must be an int >= 1", self.save_every)
@@ -121,12 +128,13 @@ class SharedWeightsEvaluator(Evaluator):
             :class:`~evaluators.datasets.Dataset`.
         config: see :class:`SharedConfig`.
 
-    :meth:`evaluate` builds the child, swaps in the pool's tensors (a module seen for the first
-    time brings its fresh ones into the pool), trains it for ``steps_per_child`` minibatches
-    (one optimizer state per pool parameter, kept in the pool) and scores it on the validation
-    split. Returns ``accuracy``, ``loss``, ``params`` (the child's), ``train_steps``, ``cost``
+    :meth:`evaluate` builds the child, copies the pool's slices into it (a module seen for the
+    first time brings its fresh tensors into the pool, a larger one grows them), trains it for
+    ``steps_per_child`` minibatches (the optimizer state is sliced from the pool too), writes the
+    trained tensors and state back, re-estimates BatchNorm statistics and scores it on the
+    validation split. Returns ``accuracy``, ``loss``, ``params`` (the child's), ``train_steps``, ``cost``
     (seconds), ``pool_steps`` (optimizer steps of the pool so far), ``shared_fraction`` (share of
-    the child's parameters already in the pool), ``device`` and, with ``pool_dir``, ``pool``
+    the child's parameter elements already in the pool), ``device`` and, with ``pool_dir``, ``pool``
     (the pool file's path). ``train.*`` decisions of the space are not applied: one recipe
     trains the whole pool.
 
@@ -236,7 +244,10 @@ class SharedWeightsEvaluator(Evaluator):
 
     # -- building -------------------------------------------------------------------------------
     def build(self, arch: Arch | Mapping[str, Any]) -> nn.Module:
-        """The child ``arch`` on the pool's weights (on the config's device), untrained here."""
+        """The child ``arch`` with copies of the pool's weights (on the config's device), untrained here.
+
+        A module new to the pool enters it (or grows its entry) with this child's fresh values.
+        """
         device = rt.device_of(self.config.device)
         with self._mutex, rt.seeded(self._seed(), device):
             return self._child(arch, device)[0]
@@ -244,7 +255,7 @@ class SharedWeightsEvaluator(Evaluator):
     def _seed(self) -> int:
         return self.config.seed * 1_000_003 + self.pool.evaluations
 
-    def _child(self, arch: Mapping[str, Any], device: torch.device) -> tuple[nn.Module, dict[int, str], int]:
+    def _child(self, arch: Mapping[str, Any], device: torch.device) -> tuple[nn.Module, list[sp.Link], int]:
         self._bound.validate(arch)  # a wrong architecture is refused by decision name first
         with sp.recording() as places:
             model = self._bound.build(arch)
@@ -261,8 +272,8 @@ class SharedWeightsEvaluator(Evaluator):
             raise ValueError(
                 f"space {self.space.name!r} built a model whose output for 2 samples is {shape}, not (2, {k})"
             )
-        names, reused = self.pool.adopt(model, places)
-        return model, names, reused
+        links, reused = self.pool.adopt(model, places)
+        return model, links, reused
 
     def _data(self, device: torch.device) -> dict[str, torch.Tensor]:
         if not self._tensors or next(iter(self._tensors.values())).device != device:
@@ -280,13 +291,16 @@ class SharedWeightsEvaluator(Evaluator):
             self._hold()
             start = time.perf_counter()
             with rt.seeded(self._seed(), device):
-                model, names, reused = self._child(arch, device)
+                model, links, reused = self._child(arch, device)
                 params = sum(p.numel() for p in model.parameters())
                 if params == 0:
                     raise Infeasible("the model has no parameters to train")
-                self._train(model, names, device)
+                state = self._train(model, links, device)
+                self._recalibrate(model, device)
                 accuracy, loss = self._score(model, device)
             pool = self.pool
+            pool.write_back(links, state)
+            pool.steps += cfg.steps_per_child
             pool.evaluations += 1
             out: dict[str, Any] = {
                 "accuracy": accuracy,
@@ -305,11 +319,13 @@ class SharedWeightsEvaluator(Evaluator):
         report(1, {"accuracy": accuracy, "loss": loss})
         return out
 
-    def _train(self, model: nn.Module, names: dict[int, str], device: torch.device) -> None:
-        cfg, pool = self.config, self.pool
+    def _train(self, model: nn.Module, links: list[sp.Link], device: torch.device) -> dict[int, dict[str, Any]]:
+        """Train the child's copies; their optimizer state by ``id`` of each parameter. The pool
+        is not touched here: a failed step leaves it as it was."""
+        cfg = self.config
         steps = cfg.steps_per_child
         if steps == 0:
-            return
+            return {}
         data = self._data(device)
         x, y = data["x_train"], data["y_train"]
         n = len(y)
@@ -317,21 +333,41 @@ class SharedWeightsEvaluator(Evaluator):
         needed = steps * cfg.batch_size
         order = torch.cat([torch.randperm(n, generator=shuffle) for _ in range(-(-needed // n))])[:needed]
         optimizer = self._optimizer(model)
-        for p in (p for g in optimizer.param_groups for p in g["params"]):
-            optimizer.state[p] = pool.state.setdefault(names[id(p)], {})  # updated in place by step()
+        by_id = {id(p): p for g in optimizer.param_groups for p in g["params"]}
+        for ident, state in self.pool.load_state(links).items():
+            optimizer.state[by_id[ident]] = state
         model.train()
         for step, idx in enumerate(order.to(device).split(cfg.batch_size)):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             if not torch.isfinite(loss):  # checked before the step: NaN must never reach the shared tensors
-                optimizer.zero_grad(set_to_none=True)
                 raise FloatingPointError(f"the training loss on the shared weights became {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            pool.steps += 1
-        optimizer.zero_grad(set_to_none=True)  # no gradients left on the pool's tensors
+        return {id(p): optimizer.state[p] for g in optimizer.param_groups for p in g["params"]}
+
+    def _recalibrate(self, model: nn.Module, device: torch.device) -> None:
+        """Re-estimate BatchNorm running statistics on the first ``bn_batches`` training minibatches
+        (fixed: every child is calibrated on the same samples), the rest of the child in eval mode."""
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not norms or self.config.bn_batches == 0:
+            return
+        data = self._data(device)
+        x = data["x_train"][: self.config.bn_batches * self.config.batch_size]
+        model.eval()
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+            m.train()
+        with torch.no_grad():
+            for batch in x.split(self.config.batch_size):
+                model(batch)
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+            m.eval()
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config

@@ -2,28 +2,37 @@
 key, the shared tensors with their optimizer state, and the pool file on disk.
 
 **The same place.** Each module of a built child that owns parameters or buffers gets a key;
-children whose modules have the same key share that module's tensors (the same objects).
+children whose modules have the same key share one pool tensor per parameter or buffer name.
 
 * A module **created inside a DSL scope** (``with a.scope("block0"): ...``) is keyed by
   ``(scope, the option decisions asked under that scope before it was created and their values,
-  its ordinal among the modules created at that scope and decisions, its signature)``.
+  its ordinal among the modules created at that scope and decisions, its class)``.
   This is ENAS's rule: a node's operation keeps its weights wherever the rest of the network
   changes, and a different choice at the node (asked before the module) gets other weights.
 * A module **created outside any scope** is keyed by ``(its path in the built model, e.g.
-  "blocks.0.conv", its signature)``. Every built-in space asks all its decisions first and then
+  "blocks.0.conv", its class)``. Every built-in space asks all its decisions first and then
   builds the network outside any scope, so there the construction place cannot tell the blocks
   apart; the path can. Two children then share a module when it sits at the same path with the
-  same configuration, whatever else differs.
-* The **signature** is the module's class, its configuration as ``extra_repr()`` prints it
-  (channels, kernel, stride, dilation, bias, eps ...) and the names and shapes of its own
-  parameters and buffers: only interchangeable modules ever share, and a module whose shape
-  depends on an earlier block's choice (its input channels) has one key per shape.
+  same class, whatever else differs.
+
+**Weight slicing.** Sizes are not part of the key (once-for-all style): the pool keeps each
+tensor at the largest shape seen at its key, and a child with fewer channels or a smaller kernel
+uses a slice of it: the first rows and columns along every dimension, except the kernel
+dimensions of a convolution's weight (dims 2+ of ``_ConvNd.weight``), where it takes the centre.
+Configuration that does not change a tensor's shape (dilation, stride, padding, bias or not)
+shares the same tensors. When a larger shape appears the pool tensor grows: the old values keep
+their place (the corner, the kernel's centre), the rest comes from the new child's fresh
+initialisation. A slice is not a leaf tensor, so a child gets **copies**: :meth:`Pool.adopt`
+copies the slices in as the child's own parameters and buffers, and :meth:`Pool.write_back`
+copies the trained values (and the optimizer state, sliced the same way) back into the pool.
 
 Limits: range decisions (``a.float``, log-scale ``a.integer``) are left out of the scoped key
 (every value would be a new key); a decision that changes a module only through what flows into
-it (an earlier block's activation) does not split its key; outside a scope, a module list whose
-indices shift with a choice moves modules to other paths (and other weights). Modules created
-while the space is traced (sampling, validation) are never recorded.
+it (an earlier block's activation, the head's flatten or average before a ``Linear``) does not
+split its key, so such modules share a tensor whose slices mean different things to them;
+``groups`` is not in the key (a depthwise convolution takes a slice of a full one); outside a
+scope, a module list whose indices shift with a choice moves modules to other paths (and other
+weights). Modules created while the space is traced (sampling, validation) are never recorded.
 
 The place is read at the module's first parameter or buffer registration, through torch's
 global registration hooks, which are installed for the duration of one build and only record
@@ -33,6 +42,7 @@ in the thread that builds (see :func:`recording`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -46,14 +56,15 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules import module as _torch_module
+from torch.nn.modules.conv import _ConvNd
 
 from search_spaces._dsl import current_chooser
 
-__all__ = ["POOL_FILE", "Made", "Pool", "PoolInUse", "module_keys", "recording"]
+__all__ = ["POOL_FILE", "Link", "Made", "Pool", "PoolInUse", "module_keys", "recording"]
 
 POOL_FILE = "pool.pt"
 _LOCK_FILE = "pool.lock"
-_FORMAT = 1
+_FORMAT = 2  # 2: tensors at their largest shape, shared by slices
 
 
 @dataclass(frozen=True)
@@ -115,17 +126,11 @@ def recording() -> Iterator[dict[int, tuple[nn.Module, Made]]]:
         _local.recorder = None
 
 
-def _signature(module: nn.Module) -> str:
-    tensors = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
-    shapes = ",".join(f"{n}{list(t.shape)}" for n, t in tensors)
-    return f"{type(module).__name__}({module.extra_repr()})[{shapes}]"
-
-
 def module_keys(model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> dict[str, tuple[nn.Module, str]]:
     """``key -> (module, path)`` for each module of ``model`` that owns parameters or buffers.
 
-    The key text (see the module docs): ``"block0|[[\"block0.kernel\", 5]]|#0|Conv1d(...)[...]"``
-    for a module made inside a scope, ``"@blocks.0.conv|Conv1d(...)[...]"`` for one made outside.
+    The key text (see the module docs): ``"block0|[[\"block0.kernel\", 5]]|#0|Conv1d"`` for a
+    module made inside a scope, ``"@blocks.0.conv|Conv1d"`` for one made outside.
     Two modules of one model never get the same key (a repeat gets ``~1``, ``~2``, ...).
     """
     out: dict[str, tuple[nn.Module, str]] = {}
@@ -134,9 +139,9 @@ def module_keys(model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> 
             continue
         made = places[id(m)][1] if id(m) in places else None
         if made is not None and made.scope:
-            key = f"{made.scope}|{json.dumps(made.decisions, default=repr)}|#{made.ordinal}|{_signature(m)}"
+            key = f"{made.scope}|{json.dumps(made.decisions, default=repr)}|#{made.ordinal}|{type(m).__name__}"
         else:
-            key = f"@{path}|{_signature(m)}"
+            key = f"@{path}|{type(m).__name__}"
         base, n = key, 0
         while key in out:
             n += 1
@@ -145,60 +150,144 @@ def module_keys(model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> 
     return out
 
 
+@dataclass(frozen=True)
+class Link:
+    """One tensor of a child and the pool entry it is a copy of: ``pool.tensors[key][index]``."""
+
+    key: str
+    module: nn.Module
+    name: str  # the parameter's or buffer's name in ``module``
+    index: tuple[slice, ...]
+    parameter: bool
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        t = getattr(self.module, self.name)
+        assert isinstance(t, torch.Tensor)
+        return t
+
+
+def _offsets(module: nn.Module, name: str, small: torch.Size, big: torch.Size) -> tuple[slice, ...]:
+    """Where a tensor of shape ``small`` sits in one of shape ``big``: the corner, except a
+    convolution kernel's spatial dims, centred (a 3-tap kernel is the middle of a 5-tap one)."""
+    centred = name == "weight" and isinstance(module, _ConvNd)
+    return tuple(
+        slice((b - s) // 2, (b - s) // 2 + s) if centred and d >= 2 else slice(0, s)
+        for d, (s, b) in enumerate(zip(small, big, strict=True))
+    )
+
+
+def _grown(
+    old: torch.Tensor, new_shape: tuple[int, ...], index: tuple[slice, ...], fill: torch.Tensor | None
+) -> torch.Tensor:
+    """``old`` placed at ``index`` of a tensor of ``new_shape``; the rest from ``fill`` (same shape) or zeros."""
+    out = fill.detach().clone() if fill is not None else old.new_zeros(new_shape)
+    out[index] = old
+    return out
+
+
 class Pool:
     """Shared tensors by ``"<module key>/<tensor name>"``, with per-parameter optimizer state.
 
-    ``tensors`` holds ``nn.Parameter`` objects (trained) and buffers (BatchNorm running
-    statistics: shared like the weights); ``state`` the optimizer state of each parameter (a
-    dict that the optimizer updates in place); ``steps`` the optimizer steps taken by all
+    ``tensors`` holds the pool's tensors at the largest shape seen (plain tensors: a child
+    trains copies of its slices); ``parameters`` names those that are trained (the others are
+    buffers: BatchNorm running statistics); ``state`` the optimizer state of each parameter, its
+    per-element tensors at the parameter's pool shape; ``steps`` the optimizer steps taken by all
     children together and ``evaluations`` the children evaluated.
     """
 
     def __init__(self) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
+        self.parameters: set[str] = set()
         self.state: dict[str, dict[str, Any]] = {}
         self.steps = 0
         self.evaluations = 0
 
-    def adopt(self, model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> tuple[dict[int, str], int]:
-        """Give ``model``'s modules the pool's tensors for their keys; new keys enter the pool.
+    def adopt(self, model: nn.Module, places: dict[int, tuple[nn.Module, Made]]) -> tuple[list[Link], int]:
+        """Copy the pool's slices into ``model``'s parameters and buffers, entering new keys and
+        growing entries that are smaller than the child's tensors (from the child's fresh values).
 
-        Returns ``{id(parameter): pool key}`` for the model's parameters and how many parameter
-        elements came from the pool (were there before this call).
+        Returns the links (one per tensor of the model) and how many parameter elements came
+        from the pool (were there before this call).
         """
-        names: dict[int, str] = {}
+        links: list[Link] = []
         reused = 0
-        for key, (m, _) in module_keys(model, places).items():
-            for name, p in list(m.named_parameters(recurse=False)):
-                k = f"{key}/{name}"
-                shared = self.tensors.get(k)
-                if shared is None:
-                    self.tensors[k] = p
-                    shared = p
-                else:
-                    m.register_parameter(name, shared)  # type: ignore[arg-type]
-                    reused += shared.numel()
-                names[id(shared)] = k
-            for name, b in list(m.named_buffers(recurse=False)):
-                k = f"{key}/{name}"
-                shared = self.tensors.get(k)
-                if shared is None:
-                    self.tensors[k] = b
-                else:
-                    m.register_buffer(name, shared, persistent=name not in m._non_persistent_buffers_set)
-        return names, reused
+        with torch.no_grad():
+            for key, (m, _) in module_keys(model, places).items():
+                tensors = [(n, t, True) for n, t in m.named_parameters(recurse=False)]
+                tensors += [(n, t, False) for n, t in m.named_buffers(recurse=False)]
+                for name, t, is_param in tensors:
+                    k = f"{key}/{name}"
+                    old = self.tensors.get(k)
+                    if old is not None and old.ndim != t.ndim:  # the same class with another layout: apart
+                        k = f"{k}:{t.ndim}d"
+                        old = self.tensors.get(k)
+                    if old is None:
+                        self.tensors[k] = t.detach().clone()
+                        if is_param:
+                            self.parameters.add(k)
+                    else:
+                        if is_param:
+                            reused += math.prod(min(a, b) for a, b in zip(t.shape, old.shape, strict=True))
+                        self._grow(k, m, name, t)
+                        t.copy_(self.tensors[k][_offsets(m, name, t.shape, self.tensors[k].shape)])
+                    links.append(Link(k, m, name, _offsets(m, name, t.shape, self.tensors[k].shape), is_param))
+        return links, reused
+
+    def _grow(self, k: str, module: nn.Module, name: str, child: torch.Tensor) -> None:
+        old = self.tensors[k]
+        shape = tuple(max(a, b) for a, b in zip(old.shape, child.shape, strict=True))
+        if shape == tuple(old.shape):
+            return
+        fill = old.new_zeros(shape)
+        fill[_offsets(module, name, child.shape, torch.Size(shape))] = child.detach()
+        at = _offsets(module, name, old.shape, torch.Size(shape))
+        self.tensors[k] = _grown(old, shape, at, fill)
+        for n, v in self.state.get(k, {}).items():  # per-element state: zeros (no history) around the old
+            if torch.is_tensor(v) and v.shape == old.shape and v.ndim > 0:
+                self.state[k][n] = _grown(v, shape, at, None)
+
+    def load_state(self, links: list[Link]) -> dict[int, dict[str, Any]]:
+        """``{id(child parameter): optimizer state}``: copies of the pool state's slices."""
+        out: dict[int, dict[str, Any]] = {}
+        for ln in links:
+            if not ln.parameter or not self.state.get(ln.key):
+                continue
+            shape = self.tensors[ln.key].shape
+            out[id(ln.tensor)] = {
+                n: (v[ln.index].clone() if _per_element(v, shape) else v.clone() if torch.is_tensor(v) else v)
+                for n, v in self.state[ln.key].items()
+            }
+        return out
+
+    def write_back(self, links: list[Link], state: dict[int, dict[str, Any]] | None = None) -> None:
+        """Copy the child's tensors (and ``state``, by ``id`` of its parameters) into their slices."""
+        with torch.no_grad():
+            for ln in links:
+                pooled = self.tensors[ln.key]
+                pooled[ln.index] = ln.tensor.detach()
+                child_state = (state or {}).get(id(ln.tensor))
+                if not ln.parameter or not child_state:
+                    continue
+                kept = self.state.setdefault(ln.key, {})
+                for n, v in child_state.items():
+                    if torch.is_tensor(v) and v.shape == ln.tensor.shape and v.ndim > 0:
+                        if n not in kept:
+                            kept[n] = pooled.new_zeros(pooled.shape, dtype=v.dtype)
+                        kept[n][ln.index] = v.detach()
+                    else:  # a scalar (Adam's step count): the latest child's
+                        kept[n] = v.detach().clone() if torch.is_tensor(v) else v
 
     # -- on disk -----------------------------------------------------------------------------
     def save(self, path: Path, meta: dict[str, Any]) -> None:
         """Write the pool to ``path`` atomically (a temporary file, then ``os.replace``)."""
-        params = [k for k, t in self.tensors.items() if isinstance(t, nn.Parameter)]
         blob = {
             "format": _FORMAT,
             **meta,
             "steps": self.steps,
             "evaluations": self.evaluations,
             "tensors": {k: t.detach().cpu() for k, t in self.tensors.items()},
-            "parameters": params,
+            "parameters": sorted(self.parameters),
             "state": {k: {n: _cpu(v) for n, v in s.items()} for k, s in self.state.items() if s},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,16 +302,18 @@ class Pool:
         if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a weight pool of format {_FORMAT} (written by SharedWeightsEvaluator)")
         pool = cls()
-        params = set(blob["parameters"])
-        for k, t in blob["tensors"].items():
-            t = t.to(device)
-            pool.tensors[k] = nn.Parameter(t) if k in params else t
+        pool.tensors = {k: t.to(device) for k, t in blob["tensors"].items()}
+        pool.parameters = set(blob["parameters"])
         for k, s in blob["state"].items():
             # The step counter stays on the CPU, as torch's optimizers keep it (capturable=False).
             pool.state[k] = {n: (v if n == "step" or not torch.is_tensor(v) else v.to(device)) for n, v in s.items()}
         pool.steps, pool.evaluations = int(blob["steps"]), int(blob["evaluations"])
         meta = {k: v for k, v in blob.items() if k not in ("tensors", "parameters", "state", "steps", "evaluations")}
         return pool, meta
+
+
+def _per_element(v: Any, shape: torch.Size) -> bool:
+    return torch.is_tensor(v) and v.shape == shape and v.ndim > 0
 
 
 def _cpu(v: Any) -> Any:

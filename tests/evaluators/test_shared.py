@@ -1,5 +1,6 @@
-"""SharedWeightsEvaluator: which modules share tensors (scoped, unscoped, cnn1d), training through
-the pool, the pool file (save, resume, lock), and searches driven by evolution and RL."""
+"""SharedWeightsEvaluator: which modules share tensors (scoped, unscoped, cnn1d slices), training
+through the pool, BatchNorm re-estimation, the pool file (save, resume, lock), and searches driven
+by evolution and RL."""
 
 from __future__ import annotations
 
@@ -97,39 +98,78 @@ def test_chooser_place_names_the_scope_and_its_decisions_so_far() -> None:
 
 def test_children_with_the_same_cell_choices_share_its_tensors(flat: datasets.Dataset) -> None:
     ev = SharedWeightsEvaluator(small, flat, FAST)
-    one, two = ev.build(_cells("relu", "relu")), ev.build(_cells("relu", "tanh", drop=0.4))
+    before = ev.build(_cells("relu", "tanh"))
+    ev.evaluate(_cells("relu", "relu"))  # trains and writes back the tensors of its places
+    after = ev.build(_cells("relu", "tanh", drop=0.4))
     # layers: 0 flatten, 1 stem, 2-5 cell0 (linear, act, dropout, linear), 6-9 cell1, 10 output
-    assert one[2].weight is two[2].weight and one[5].bias is two[5].bias  # cell0: same act, other drop
-    assert one[6].weight is not two[6].weight  # cell1's act differs, asked before the module
+    assert not torch.equal(after[2].weight, before[2].weight)  # cell0: same act, other drop: A's values
+    assert not torch.equal(after[5].bias, before[5].bias)
+    assert torch.equal(after[6].weight, before[6].weight)  # cell1's act differs, asked before the module
+    assert torch.equal(after[9].weight, before[9].weight)
+    # made outside any scope: shared by its path in the model and its class, whatever the choices
+    assert not torch.equal(after[1].weight, before[1].weight) and not torch.equal(after[-1].weight, before[-1].weight)
     other = ev.build(_cells("tanh", "relu"))
-    assert other[2].weight is not one[2].weight and other[9].weight is one[9].weight
-    # made outside any scope: shared by its path in the model and its shape, whatever the choices
-    assert one[1].weight is two[1].weight is other[1].weight
-    assert one[-1].weight is other[-1].weight
+    assert torch.equal(other[1].weight, after[1].weight) and not torch.equal(other[2].weight, after[2].weight)
     keys = list(ev.pool.tensors)
-    assert any(k.startswith('cell0|[["cell0.act", "relu"]]|#1|Linear(') for k in keys)  # the 2nd module there
-    assert any(k.startswith("@1|Linear(in_features=6") for k in keys)
+    assert 'cell0|[["cell0.act", "relu"]]|#1|Linear/weight' in keys  # the 2nd module there
+    assert "@1|Linear/weight" in keys and "@1|Linear/weight" in ev.pool.parameters
+    assert after[2].weight is not ev.build(_cells())[2].weight  # each child trains its own copies
 
 
-def test_cnn1d_children_share_a_block_they_agree_on(seq: datasets.Dataset) -> None:
+def test_cnn1d_children_share_slices_of_one_tensor_per_place(seq: datasets.Dataset) -> None:
     ev = SharedWeightsEvaluator(cnn1d, seq, FAST)
-    a = ev.build(_cnn(b1={"kernel": 5}))
-    b = ev.build(_cnn(b1={"kernel": 7, "norm": "layer"}))
-    assert a.blocks[0].conv.weight is b.blocks[0].conv.weight
-    assert a.blocks[0].norm.running_mean is b.blocks[0].norm.running_mean  # buffers: shared too
-    assert a.blocks[1].conv.weight is not b.blocks[1].conv.weight
-    for change in ({"kernel": 5}, {"dilation": 2}, {"channels": 32}, {"norm": "none"}):
-        c = ev.build(_cnn(b0=change))
-        assert c.blocks[0].conv.weight is not a.blocks[0].conv.weight, change
+    narrow = ev.build(_cnn())  # 16 channels, kernel 3 in both blocks
+    wide = ev.build(_cnn(b0={"channels": 32, "kernel": 5, "dilation": 2}, b1={"kernel": 7, "norm": "layer"}))
+    conv0, conv1 = narrow.blocks[0].conv.weight, narrow.blocks[1].conv.weight
+    # the pool grew around the narrow child's values: first channels, the kernel's centre
+    assert wide.blocks[0].conv.weight.shape == (32, 1, 5) and torch.equal(
+        wide.blocks[0].conv.weight[:16, :, 1:4], conv0
+    )
+    assert torch.equal(wide.blocks[1].conv.weight[:, :16, 2:5], conv1)  # input channels: block0's choice
+    assert ev.pool.tensors["@blocks.0.conv|Conv1d/weight"].shape == (32, 1, 5)
+    assert {"@blocks.1.norm|BatchNorm1d/running_mean", "@blocks.1.norm|GroupNorm/weight"} <= set(ev.pool.tensors)
+    ev.evaluate(_cnn())  # trains the narrow slices only
+    again = ev.build(_cnn(b0={"channels": 32, "kernel": 5}))
+    grown = again.blocks[0].conv.weight
+    assert not torch.equal(grown[:16, :, 1:4], conv0)  # what the narrow child learnt, the wide one starts from
+    assert torch.equal(grown[16:], wide.blocks[0].conv.weight[16:])  # outside its slice: untouched
+    assert torch.equal(grown[:16, :, [0, 4]], wide.blocks[0].conv.weight[:16, :, [0, 4]])
+
+
+def test_optimizer_state_is_sliced_and_grows_with_its_tensor(seq: datasets.Dataset) -> None:
+    ev = SharedWeightsEvaluator(cnn1d, seq, FAST)
+    ev.evaluate(_cnn())
+    key = "@blocks.0.conv|Conv1d/weight"
+    kept = ev.pool.state[key]["exp_avg"].clone()
+    assert kept.shape == (16, 1, 3) and kept.abs().sum() > 0 and int(ev.pool.state[key]["step"]) == 3
+    ev.build(_cnn(b0={"channels": 32, "kernel": 5}))
+    grown = ev.pool.state[key]["exp_avg"]
+    assert grown.shape == (32, 1, 5) and torch.equal(grown[:16, :, 1:4], kept)
+    assert grown[16:].abs().sum() == 0 and grown[:, :, [0, 4]].abs().sum() == 0  # no history there
+    ev.evaluate(_cnn(b0={"channels": 32, "kernel": 5}))
+    assert ev.pool.state[key]["exp_avg"][16:].abs().sum() > 0 and int(ev.pool.state[key]["step"]) == 6
+
+
+def test_batchnorm_statistics_are_re_estimated_before_scoring(seq: datasets.Dataset) -> None:
+    arch = _cnn()
+    for bn_batches in (2, 0):
+        cfg = SharedConfig(**{**FAST.to_dict(), "steps_per_child": 0, "bn_batches": bn_batches})
+        ev = SharedWeightsEvaluator(cnn1d, seq, cfg)
+        first = ev.evaluate(arch)  # score only: the weights stay as they are
+        for k in ev.pool.tensors:
+            if k.endswith("running_var"):
+                ev.pool.tensors[k].fill_(1e6)  # stale statistics in the pool
+        again = ev.evaluate(arch)
+        assert (again["loss"] == first["loss"]) is (bn_batches > 0), bn_batches
+    var = ev.pool.tensors["@blocks.0.norm|BatchNorm1d/running_var"]
+    assert torch.all(var == 1e6)  # without re-estimation the pool's statistics are used (and kept)
 
 
 def test_training_one_child_moves_the_tensor_the_other_sees(flat: datasets.Dataset) -> None:
     ev = SharedWeightsEvaluator(small, flat, FAST)
-    other = ev.build(_cells("relu", "tanh"))
-    before = other[2].weight.detach().clone()
+    before = ev.build(_cells("relu", "tanh"))[2].weight.detach().clone()
     m = ev.evaluate(_cells("relu", "relu"))
-    assert not torch.equal(other[2].weight, before)  # trained through the pool
-    assert other[2].weight.grad is None
+    assert not torch.equal(ev.build(_cells("relu", "tanh"))[2].weight, before)  # trained through the pool
     assert m["train_steps"] == 3 and ev.pool.steps == 3 and m["pool_steps"] == 3
     assert 0 < m["shared_fraction"] < 1 and m["params"] == sum(p.numel() for p in ev.build(_cells()).parameters())
     assert set(m) >= {"accuracy", "loss", "params", "train_steps", "cost"} and "pool" not in m
@@ -174,7 +214,7 @@ def test_a_new_evaluator_continues_from_the_saved_pool(
     assert (again.pool.steps, again.pool.evaluations) == (6, 2)
     key = next(k for k in ev.pool.state if k.startswith("@1|"))
     assert torch.equal(again.pool.state[key]["exp_avg"], ev.pool.state[key]["exp_avg"])
-    assert isinstance(again.pool.tensors[key], nn.Parameter)
+    assert key in again.pool.parameters and again.pool.parameters == ev.pool.parameters
     assert again.evaluate(_cells())["pool_steps"] == 9  # the step count continues
     unpickled = pickle.loads(pickle.dumps(again))  # the pool stays behind, reloaded from pool_dir
     assert unpickled.pool.evaluations == 3
@@ -200,7 +240,8 @@ def test_a_pool_in_use_by_another_process_is_refused(flat: datasets.Dataset, tmp
 
 
 def test_config_refuses_bad_values() -> None:
-    for field, value in (("steps_per_child", -1), ("optimizer", "lion"), ("save_every", 0), ("pool_dir", "")):
+    bad = (("steps_per_child", -1), ("optimizer", "lion"), ("save_every", 0), ("pool_dir", ""), ("bn_batches", -1))
+    for field, value in bad:
         with pytest.raises(ValueError, match=field):
             SharedConfig(**{field: value})
 
