@@ -21,7 +21,16 @@ from automl.pruners import PRUNED_KEY, ask_pruner
 from controller import Proposer, Result
 from evaluators import Evaluator
 from search_spaces import Arch, InvalidArchitecture, Space
-from store import CHECKPOINT_KEY, SearchConfig, SearchRecord, StorageError, Store, TrialRecord, TrialStatus
+from store import (
+    CHECKPOINT_KEY,
+    SearchConfig,
+    SearchRecord,
+    StorageError,
+    Store,
+    TrialRecord,
+    TrialStatus,
+    held_checkpoint,
+)
 
 __all__ = ["LoopStats", "SearchFailed", "run_loop", "to_result"]
 
@@ -74,12 +83,6 @@ def to_result(t: TrialRecord, objectives: tuple[str, ...]) -> Result:
         parent=t.parent,
         info=t.info,
     )
-
-
-def _paused_at(t: TrialRecord) -> int:
-    """The step a paused trial stopped after (0: not paused: no checkpoint stored)."""
-    held = t.metrics.get(CHECKPOINT_KEY) if t.status is TrialStatus.PRUNED else None
-    return int(held.get("step", 0)) if isinstance(held, dict) else 0
 
 
 def _better(a: float, b: float | None, maximize: bool) -> bool:
@@ -142,7 +145,7 @@ class _Loop:
         self.pending = self.store.trials(self.sid, statuses=[TrialStatus.PROPOSED])
         if self.pausing:
             self.paused = {
-                t.number: t for t in self.store.trials(self.sid, statuses=[TrialStatus.PRUNED]) if _paused_at(t)
+                t.number: t for t in self.store.trials(self.sid, statuses=[TrialStatus.PRUNED]) if t.checkpoint
             }
         stored = self.store.trials(self.sid, order="-number", limit=1)
         if stored:
@@ -227,11 +230,12 @@ class _Loop:
     def _promote(self, worker: str) -> tuple[TrialRecord | None, bytes | None]:
         """The paused trial the pruner promotes now, running again, with its checkpoint."""
         while self.paused:
-            number = self.pruner.promotion({n: _paused_at(t) for n, t in self.paused.items()})  # type: ignore[union-attr]
+            steps = {n: int(t.checkpoint["step"]) for n, t in self.paused.items() if t.checkpoint}
+            number = self.pruner.promotion(steps)  # type: ignore[union-attr]
             if number is None or number not in self.paused:
                 return None, None
             trial = self.paused.pop(number)
-            state = Checkpoints.read(trial.metrics[CHECKPOINT_KEY]["path"])
+            state = Checkpoints.read(trial.checkpoint["path"]) if trial.checkpoint else None
             if state is None:
                 continue  # its file is gone: it stays pruned
             self._count(trial, -1)
@@ -297,10 +301,10 @@ class _Loop:
             value=float(value) if isinstance(value, (int, float)) and not math.isnan(value) else None,
             error=done.error,
         )
-        old = trial.metrics.get(CHECKPOINT_KEY)  # a promoted trial's earlier checkpoint
-        if isinstance(old, dict) and old.get("path") != metrics.get(CHECKPOINT_KEY, {}).get("path"):
+        old = held_checkpoint(trial.metrics)  # a promoted trial's earlier checkpoint
+        if old is not None and old != held_checkpoint(metrics):
             Checkpoints.delete(old["path"])  # the store names it no more
-        if _paused_at(record):
+        if record.checkpoint:
             self.paused[record.number] = record
         self._count(record)
         self.proposer.tell(to_result(record, self.search.objectives))

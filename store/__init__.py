@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from store import _queries as queries
 from store._config import ConfigError, SearchConfig
-from store._records import FinalRecord, SearchRecord, StepRecord, TrialRecord, TrialStatus
-from store._storage import (
+from store._records import (
     CHECKPOINT_KEY,
+    FinalRecord,
+    SearchRecord,
+    StepRecord,
+    TrialRecord,
+    TrialStatus,
+    held_checkpoint,
+)
+from store._storage import (
     LEASE_SECONDS,
     NotFound,
     SchemaError,
@@ -31,6 +38,7 @@ __all__ = [
     "Store",
     "TrialRecord",
     "TrialStatus",
+    "held_checkpoint",
     "queries",
     "safe_url",
 ]

@@ -66,6 +66,17 @@ class SearchRecord:
         return self.config.maximize
 
 
+CHECKPOINT_KEY = "_checkpoint"
+"""The reserved metric of a paused trial (status ``pruned``): ``{"path": ..., "step": k}``, the
+file with its training state after report ``k``. ``Store.promote_trial`` resumes it."""
+
+
+def held_checkpoint(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The checkpoint that trial ``metrics`` name (a paused trial's, or a promoted one's while it runs)."""
+    held = (metrics or {}).get(CHECKPOINT_KEY)
+    return held if isinstance(held, dict) else None
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial of a search. ``value`` is the primary objective's raw metric (not negated)."""
@@ -94,6 +105,11 @@ class TrialRecord:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def checkpoint(self) -> dict[str, Any] | None:
+        """``{"path", "step"}`` of a paused trial (``pruned``, its training state kept); else None."""
+        return held_checkpoint(self.metrics) if self.status is TrialStatus.PRUNED else None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from store._engine import Database
 from store._errors import NotFound, SchemaError, SearchBusy, StorageError
 from store._finals import FinalsMixin
 from store._models import CheckpointModel, SearchModel, StepModel, TrialModel
-from store._records import SearchRecord, StepRecord, TrialRecord, TrialStatus
+from store._records import CHECKPOINT_KEY, SearchRecord, StepRecord, TrialRecord, TrialStatus, held_checkpoint
 from store._schema import prepare
 
 __all__ = [
@@ -47,10 +47,6 @@ __all__ = [
     "Store",
     "safe_url",
 ]
-
-CHECKPOINT_KEY = "_checkpoint"
-"""The reserved metric of a paused trial (status ``pruned``): ``{"path": ..., "step": k}``, the
-file with its training state after report ``k``. :meth:`Store.promote_trial` resumes it."""
 
 
 def safe_url(url: str) -> str:
@@ -426,7 +422,7 @@ class Store(FinalsMixin):
 
         def work(s: Session) -> TrialRecord:
             row = self._trial(s, search_id, number, for_update=True)
-            if row.status != TrialStatus.PRUNED.value or not isinstance((row.metrics or {}).get(CHECKPOINT_KEY), dict):
+            if row.status != TrialStatus.PRUNED.value or held_checkpoint(row.metrics) is None:
                 name = self._search(s, search_id).name
                 raise ValueError(
                     f"trial {number} of search {name!r} is {row.status} with no checkpoint; cannot promote it"
@@ -462,7 +458,7 @@ class Store(FinalsMixin):
                 # Listed trials that are no longer running (finished, or requeued already by
                 # another driver) are left as they are and not returned.
                 rows = [r for r in rows if r.status == _RUNNING]
-            fresh = [r for r in rows if not isinstance((r.metrics or {}).get(CHECKPOINT_KEY), dict)]
+            fresh = [r for r in rows if held_checkpoint(r.metrics) is None]
             for r in fresh:
                 r.status, r.worker, r.started_at, r.heartbeat_at = TrialStatus.PROPOSED.value, None, None, None
             if fresh:  # the re-run starts from scratch: drop the old attempt's intermediate reports

@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automl.cli._results import common_options, open_results, resolve_trial
-from automl.pruners import PRUNED_KEY
-from automl.results._views import arch_changes
-from store import CHECKPOINT_KEY, FinalRecord, SearchRecord, StepRecord, TrialRecord, TrialStatus, queries
+from automl.results._views import arch_changes, stops
+from store import CHECKPOINT_KEY, FinalRecord, SearchRecord, StepRecord, TrialRecord, queries
 
 __all__ = ["arch_changes", "pruned_text", "register", "sparkline"]
 
@@ -119,17 +118,10 @@ def _show_text(search: SearchRecord, detail: queries.TrialDetail, finals: list[F
 def _pause_lines(trial: TrialRecord, steps: Sequence[StepRecord], metric: str) -> list[str]:
     """Why the trial stopped early, each time: a stop that was later taken back (an ASHA
     promotion) is in its history too, and a paused trial says where its checkpoint is."""
-    lines = []
-    for i, s in enumerate(steps):
-        reason = s.metrics.get(PRUNED_KEY)
-        if not isinstance(reason, Mapping):
-            continue
-        if i == len(steps) - 1 and trial.status is TrialStatus.PRUNED:
-            lines.append(pruned_text(reason, metric))
-        else:
-            lines.append(f"{pruned_text(reason, metric)}; promoted later, it went on from its checkpoint")
-    held = trial.metrics.get(CHECKPOINT_KEY) if trial.status is TrialStatus.PRUNED else None
-    if isinstance(held, Mapping):
+    later = "; promoted later, it went on from its checkpoint"
+    lines = [pruned_text(reason, metric) + (later if promoted else "") for _, reason, promoted in stops(trial, steps)]
+    held = trial.checkpoint
+    if held is not None:
         lines.append(
             f"paused: its training state after step {held.get('step')} is kept ({held.get('path')}); "
             "if the pruner promotes it, training goes on from there"

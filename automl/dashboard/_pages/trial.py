@@ -16,10 +16,9 @@ from automl.dashboard import _drawings as drawings
 from automl.dashboard import _figures as figures
 from automl.dashboard._curves import pruned_text
 from automl.dashboard._pages._shared import MAX_NUMBER, facts, versions
-from automl.dashboard._pages._steps import PRUNED_KEY
 from automl.dashboard._web import dashboard
-from automl.results._views import arch_changes
-from store import CHECKPOINT_KEY, SearchRecord, StepRecord, TrialRecord, TrialStatus, queries
+from automl.results._views import arch_changes, stops
+from store import CHECKPOINT_KEY, SearchRecord, StepRecord, TrialRecord, queries
 
 __all__ = ["router"]
 
@@ -63,16 +62,13 @@ def _pruned_sentence(search: SearchRecord, trial: TrialRecord, steps: Sequence[S
     ``_pruned`` records of the trial's steps: the last step's for a pruned trial, and any earlier
     stop that a promotion took back; whether a paused trial keeps its checkpoint. None without one."""
     said = []
-    for i, step in enumerate(steps):
-        reason = step.metrics.get(PRUNED_KEY)
-        if not isinstance(reason, Mapping):
-            continue
+    for step, reason, promoted in stops(trial, steps):
         text = _one_stop(search, step, reason)
-        if i < len(steps) - 1 or trial.status is not TrialStatus.PRUNED:
+        if promoted:
             text = f"paused at {text.removeprefix('pruned at ')}; promoted, it went on from its checkpoint"
         said.append(text)
-    held = trial.metrics.get(CHECKPOINT_KEY) if trial.status is TrialStatus.PRUNED else None
-    if isinstance(held, Mapping):
+    held = trial.checkpoint
+    if held is not None:
         said.append(f"paused: its training state after step {held.get('step')} is kept; a promotion goes on from it")
     return ". ".join(said) or None
 
