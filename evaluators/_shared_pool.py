@@ -230,8 +230,10 @@ class Pool:
                         if is_param:
                             reused += math.prod(min(a, b) for a, b in zip(t.shape, old.shape, strict=True))
                         self._grow(k, m, name, t)
-                        t.copy_(self.tensors[k][_offsets(m, name, t.shape, self.tensors[k].shape)])
-                    links.append(Link(k, m, name, _offsets(m, name, t.shape, self.tensors[k].shape), is_param))
+                    index = _offsets(m, name, t.shape, self.tensors[k].shape)
+                    if old is not None:
+                        t.copy_(self.tensors[k][index])
+                    links.append(Link(k, m, name, index, is_param))
         return links, reused
 
     def _grow(self, k: str, module: nn.Module, name: str, child: torch.Tensor) -> None:
@@ -244,7 +246,7 @@ class Pool:
         at = _offsets(module, name, old.shape, torch.Size(shape))
         self.tensors[k] = _grown(old, shape, at, fill)
         for n, v in self.state.get(k, {}).items():  # per-element state: zeros (no history) around the old
-            if torch.is_tensor(v) and v.shape == old.shape and v.ndim > 0:
+            if _per_element(v, old.shape):
                 self.state[k][n] = _grown(v, shape, at, None)
 
     def load_state(self, links: list[Link]) -> dict[int, dict[str, Any]]:
@@ -271,7 +273,7 @@ class Pool:
                     continue
                 kept = self.state.setdefault(ln.key, {})
                 for n, v in child_state.items():
-                    if torch.is_tensor(v) and v.shape == ln.tensor.shape and v.ndim > 0:
+                    if _per_element(v, ln.tensor.shape):
                         if n not in kept:
                             kept[n] = pooled.new_zeros(pooled.shape, dtype=v.dtype)
                         kept[n][ln.index] = v.detach()
