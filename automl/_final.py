@@ -12,6 +12,7 @@ and a second call with the same settings only reads.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from automl._checks import check_positive_int
 from automl._errors import UsageError
+from automl._rescore import DEFAULT_RESCORE, pool_dir, rescored
 from automl._resolve import evaluator_from_spec, open_store, resolve_space
 from search_spaces import Arch
 from store import FinalRecord, SearchRecord, Store, TrialRecord, queries
@@ -35,6 +37,7 @@ class FinalSummary:
     arch: dict[str, object]
     search_value: float | None  # its objective during the search (validation)
     runs: tuple[FinalRecord, ...]
+    pool_score: float | None = None  # its validation accuracy re-scored on the search's final pool (shared)
 
     @property
     def accuracies(self) -> list[float]:
@@ -57,6 +60,7 @@ class FinalSummary:
             "test_accuracy_std": self.std,
             "seeds": len(self.runs),
             "search_value": self.search_value,
+            "pool_score": self.pool_score,
             "arch": self.arch,
         }
 
@@ -106,11 +110,24 @@ def _evaluator(search: SearchRecord):  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def _check(top: int, seeds: int, epochs: int | None) -> None:
+def _check(top: int, seeds: int, epochs: int | None, rescore: int | None) -> None:
     check_positive_int("top", top)
     check_positive_int("seeds", seeds)
     if epochs is not None:
         check_positive_int("epochs", epochs)
+    if rescore is not None and (isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0):
+        raise UsageError(f"rescore must be an integer >= 0, got {rescore!r}")
+
+
+def _pick(
+    search: SearchRecord, candidates: list[TrialRecord], top: int, rescore: int
+) -> tuple[list[TrialRecord], dict[int, float]]:
+    """The ``top`` of ``candidates`` (best first), and the pool scores they were chosen by."""
+    if not rescore:
+        return candidates[:top], {}
+    scores = rescored(search, candidates)
+    ranked = sorted(candidates, key=lambda t: -scores[t.number])  # stable: a tie keeps the search's order
+    return ranked[:top], scores
 
 
 def final(
@@ -120,17 +137,24 @@ def final(
     top: int = 3,
     epochs: int | None = None,
     seeds: int = 3,
+    rescore: int | None = None,
     progress: bool | None = None,
     on_run: Callable[[FinalRecord], None] | None = None,
 ) -> list[FinalSummary]:
     """Retrain the ``top`` best architectures of search ``name`` on train+val for seeds
     ``0..seeds-1`` (``epochs`` each; default: the search's), score them on the test split, store
-    each result, and return a summary per architecture, best mean test accuracy first."""
-    _check(top, seeds, epochs)
+    each result, and return a summary per architecture, best mean test accuracy first.
+
+    For a weight-sharing search, the best ``rescore`` of the search are first scored again on its
+    final pool and the ``top`` of those are retrained (see :mod:`automl._rescore`); default: 10
+    when the search kept its pool on disk, else 0 (the search's own order)."""
+    _check(top, seeds, epochs, rescore)
     store = open_store(storage)
     try:
         search = store.get_search(name)
-        chosen = _chosen(store, search, top)
+        if rescore is None:
+            rescore = DEFAULT_RESCORE if pool_dir(search) is not None else 0
+        chosen, scores = _pick(search, _chosen(store, search, max(top, rescore)), top, rescore)
         evaluator = _evaluator(search)
         epochs = epochs or getattr(getattr(evaluator, "config", None), "epochs", None) or 10
         done = {(f.number, f.seed) for f in store.finals(search.id) if f.epochs == epochs}
@@ -147,6 +171,7 @@ def final(
                     on_run(record)
         wanted = {t.number for t in chosen}
         finals = [f for f in store.finals(search.id) if f.number in wanted and f.seed < seeds]
-        return summarize(finals, {t.number: t for t in chosen}, epochs)
+        summaries = summarize(finals, {t.number: t for t in chosen}, epochs)
+        return [dataclasses.replace(s, pool_score=scores.get(s.number)) for s in summaries]
     finally:
         store.close()

@@ -45,12 +45,13 @@ pool from scratch.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -89,7 +90,7 @@ class SharedConfig:
     val_samples: int | None = None  # score on the first n validation samples; None: the whole split
     bn_batches: int = 8  # fixed training minibatches that re-estimate BatchNorm statistics before scoring (0: not)
     pool_dir: str | None = None  # save the pool to <pool_dir>/pool.pt and resume from it; None: memory only
-    save_every: int = 5  # evaluations between saves of the pool (with pool_dir)
+    save_every: int = 1  # evaluations between saves of the pool (with pool_dir); 1: a search ends with it on disk
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when this process sees a GPU
     threads: int | None = None  # torch CPU threads during evaluate (restored after); None: leave as is
     seed: int = 0  # seeds new modules' initialisation, batch order and dropout (with the evaluation count)
@@ -295,7 +296,7 @@ class SharedWeightsEvaluator(Evaluator):
                 params = sum(p.numel() for p in model.parameters())
                 if params == 0:
                     raise Infeasible("the model has no parameters to train")
-                state = self._train(model, links, device)
+                state = self._train(model, links, device, self._seed())
                 self._recalibrate(model, device)
                 accuracy, loss = self._score(model, device)
             pool = self.pool
@@ -319,9 +320,40 @@ class SharedWeightsEvaluator(Evaluator):
         report(1, {"accuracy": accuracy, "loss": loss})
         return out
 
-    def _train(self, model: nn.Module, links: list[sp.Link], device: torch.device) -> dict[int, dict[str, Any]]:
-        """Train the child's copies; their optimizer state by ``id`` of each parameter. The pool
-        is not touched here: a failed step leaves it as it was."""
+    def rescore(self, archs: Sequence[Arch | Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Score ``archs`` side by side on the pool as it is now, leaving the pool unchanged.
+
+        The scores :meth:`evaluate` returns during a search are not comparable over time: the pool
+        keeps training, so a child evaluated late scores higher than the same child evaluated early.
+        This is ENAS's last step: each architecture starts from the pool's current values, is
+        fine-tuned on the same ``steps_per_child`` minibatches as every other one (nothing is
+        written back), gets its BatchNorm statistics re-estimated and is scored on the validation
+        split. Returns ``accuracy``, ``loss`` and ``pool_steps`` (the pool's age) per architecture.
+        """
+        cfg = self.config
+        device = rt.device_of(cfg.device)
+        seed = cfg.seed * 1_000_003 - 1  # never an evaluation's seed; the same for every architecture
+        out: list[dict[str, Any]] = []
+        with self._mutex, rt.threads(cfg.threads):
+            kept = self.pool
+            try:
+                for arch in archs:
+                    self._pool = copy.deepcopy(kept)  # a place new to the pool would enter it: a copy each
+                    with rt.seeded(seed, device):
+                        model, links, _ = self._child(arch, device)
+                        self._train(model, links, device, seed)
+                        self._recalibrate(model, device)
+                        accuracy, loss = self._score(model, device)
+                    out.append({"accuracy": accuracy, "loss": loss, "pool_steps": kept.steps})
+            finally:
+                self._pool = kept
+        return out
+
+    def _train(
+        self, model: nn.Module, links: list[sp.Link], device: torch.device, seed: int
+    ) -> dict[int, dict[str, Any]]:
+        """Train the child's copies on minibatches drawn with ``seed``; their optimizer state by
+        ``id`` of each parameter. The pool is not touched here: a failed step leaves it as it was."""
         cfg = self.config
         steps = cfg.steps_per_child
         if steps == 0:
@@ -329,7 +361,7 @@ class SharedWeightsEvaluator(Evaluator):
         data = self._data(device)
         x, y = data["x_train"], data["y_train"]
         n = len(y)
-        shuffle = torch.Generator().manual_seed(self._seed())
+        shuffle = torch.Generator().manual_seed(seed)
         needed = steps * cfg.batch_size
         order = torch.cat([torch.randperm(n, generator=shuffle) for _ in range(-(-needed // n))])[:needed]
         optimizer = self._optimizer(model)

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=3, help="how many architectures (default: 3)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the search's)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default: 3)")
+    p.add_argument("--rescore", type=int, default=None, metavar="N",
+                   help="weight-sharing searches: score the best N again on the final pool and retrain the top "
+                   "of those (default: 10 when the search kept its pool on disk; 0: the search's order)")  # fmt: skip
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -32,16 +35,21 @@ def _final(args: argparse.Namespace) -> int:
 
     summaries = final(
         check_name(args.search), storage=args.storage, top=args.top, epochs=args.epochs, seeds=args.seeds,
-        progress=not args.no_progress,
+        rescore=args.rescore, progress=not args.no_progress,
     )  # fmt: skip
     if args.json:
         print_json({"search": args.search, "final": [s.to_json() for s in summaries]})
         return 0
+    rescored = any(s.pool_score is not None for s in summaries)
     rows = [
-        (i + 1, s.number, _pm(s.mean, s.std), len(s.runs), s.search_value, arch_summary(s.arch))
+        (i + 1, s.number, _pm(s.mean, s.std), len(s.runs), s.search_value)
+        + ((s.pool_score,) if rescored else ())
+        + (arch_summary(s.arch),)
         for i, s in enumerate(summaries)
     ]
-    columns = ["rank", "trial", "test accuracy (mean ± std)", "seeds", "search value (val)", "architecture"]
+    columns = ["rank", "trial", "test accuracy (mean ± std)", "seeds", "search value (val)"]
+    columns += ["final pool (val)"] if rescored else []
+    columns += ["architecture"]
     table(f"final training of {args.search}: trained on train+val, scored on test", columns, rows)
     return 0
 

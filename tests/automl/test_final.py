@@ -137,3 +137,46 @@ def test_a_users_table_and_image_folder_run_through_search_and_final(tmp_path: P
     assert 0.0 < row["test_accuracy_mean"] <= 1.0 and row["seeds"] == 1
     config = automl.load("u", storage=url).search.config
     assert (config.target, config.image_size) == (("label", None) if kind == "csv" else (None, 8))
+
+
+def test_final_of_a_shared_search_retrains_the_best_on_the_final_pool(
+    tmp_path: Path, cli: Callable[..., Ran], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evaluators import SharedWeightsEvaluator
+
+    url, pool = f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "pool"
+    r = cli("search", "mlp", "--dataset", "digits", "--evaluator", f"shared:{pool}", "--trials", "8", "--strategy",
+            "random", "--seed", "0", "--name", "s", "--no-progress", "--storage", url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    best = automl.leaderboard("s", storage=url, k=4)
+    monkeypatch.chdir(tmp_path.parent)  # the pool is found where the search kept it, from anywhere
+    r = cli("final", "s", "--top", "1", "--rescore", "4", "--seeds", "1", "--epochs", "1", "--json", "--no-progress",
+            "--storage", url)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["final"]
+    kept = json.loads((pool / "rescore.json").read_text())
+    assert kept["pool_steps"] == 800 and len(kept["accuracy"]) == 4  # 8 children of 100 steps; the best 4 scored
+    with Store(url) as store:
+        keys = {t.number: t.arch_key for t in store.trials(store.get_search("s").id)}
+    by_trial = {n: kept["accuracy"][keys[n]] for n in best["number"]}
+    assert row["trial"] == max(by_trial, key=lambda n: by_trial[n]) and row["pool_score"] == by_trial[row["trial"]]
+
+    def no_rescore(*a: object, **k: object) -> None:
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(SharedWeightsEvaluator, "rescore", no_rescore)
+    last = int(best["number"].iloc[3])
+    kept["accuracy"][keys[last]] = 1.0  # the kept scores decide, the search's order does not
+    (pool / "rescore.json").write_text(json.dumps(kept))
+    again = automl.final("s", storage=url, top=1, seeds=1, epochs=1, rescore=4, progress=False)
+    assert [(s.number, s.pool_score) for s in again] == [(last, 1.0)]
+    plain = automl.final("s", storage=url, top=1, seeds=1, epochs=1, rescore=0, progress=False)
+    assert [s.number for s in plain] == [int(best["number"].iloc[0])] and plain[0].pool_score is None
+
+
+def test_rescore_needs_a_pool_on_disk(searched: tuple[str, Path], cli: Callable[..., Ran]) -> None:
+    url, _ = searched
+    r = cli("final", "d", "--rescore", "3", "--storage", url)
+    assert r.returncode == 2 and "has none on disk" in r.stderr and "--evaluator train" in r.stderr
+    r = cli("final", "d", "--rescore", "-1", "--storage", url)
+    assert r.returncode == 2 and "rescore must be an integer >= 0" in r.stderr and "Traceback" not in r.stderr

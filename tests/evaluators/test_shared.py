@@ -272,3 +272,20 @@ def test_cnn1d_search_resumes_with_its_stored_pool(seq: datasets.Dataset, tmp_pa
     res = automl.search(cnn1d, resumed, strategy="evolution", trials=5, storage=url, name="r", seed=0, progress=False)
     assert len(res.trials) == 5 and resumed.pool.steps == 15
     assert res.trials["pool_steps"].max() == 15 and set(res.trials["pool"]) == {resumed.save()}
+
+
+def test_rescore_scores_side_by_side_and_leaves_the_pool_as_it_was(seq: datasets.Dataset) -> None:
+    ev = SharedWeightsEvaluator(cnn1d, seq, FAST)
+    for arch in (_cnn(), _cnn({"channels": 32}), _cnn(b1={"kernel": 5})):
+        ev.evaluate(arch)
+    tensors = {k: t.detach().clone() for k, t in ev.pool.tensors.items()}
+    moments = {k: s["exp_avg"].clone() for k, s in ev.pool.state.items()}
+    archs = [_cnn(), _cnn({"channels": 32}), _cnn(b1={"activation": "gelu"}), _cnn({"norm": "layer"})]
+    scores = ev.rescore(archs)  # the last brings a LayerNorm: a place new to the pool
+    assert _equal_pools(tensors, ev.pool.tensors) and (ev.pool.steps, ev.pool.evaluations) == (9, 3)
+    assert all(torch.equal(moments[k], s["exp_avg"]) for k, s in ev.pool.state.items())
+    assert [s["pool_steps"] for s in scores] == [9] * 4 and all(0 <= s["accuracy"] <= 1 for s in scores)
+    again = ev.rescore(archs[::-1])  # each from the same pool, on the same minibatches: order does not matter
+    assert [s["loss"] for s in again[::-1]] == [s["loss"] for s in scores]
+    ev.evaluate(_cnn())  # the pool trains on: the next scores are of an older pool
+    assert ev.rescore(archs[:1])[0]["pool_steps"] == 12 and ev.rescore(archs[:1])[0]["loss"] != scores[0]["loss"]
