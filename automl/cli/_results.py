@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from automl._checks import check_name
 from automl._errors import UsageError
 from automl.results._views import search_state
-from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
+from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, held_checkpoint, queries
 
 if TYPE_CHECKING:
     from automl._final import FinalSummary
@@ -147,6 +147,7 @@ def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tu
     best = top[0] if top else None
     running = store.trials(s.id, statuses=[TrialStatus.RUNNING])
     finished = counts[TrialStatus.COMPLETED] + counts[TrialStatus.PRUNED]
+    paused = _paused(store, s) if counts[TrialStatus.PRUNED] else 0
     target, state = s.config.trials, search_state(s, finished, s.config.trials)
     cost = queries.spent(store, s.id) if s.config.budget is not None else None
     limits = _limits(s, cost)
@@ -155,7 +156,8 @@ def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tu
     row = (
         s.name, s.strategy, s.space, f"{finished}/{target}" if target else str(finished), limits,
         counts[TrialStatus.RUNNING],
-        counts[TrialStatus.FAILED], counts[TrialStatus.PRUNED], None if best is None else best.value, state,
+        counts[TrialStatus.FAILED], f"{counts[TrialStatus.PRUNED]} ({paused} paused)" if paused
+        else counts[TrialStatus.PRUNED], None if best is None else best.value, state,
     )  # fmt: skip
     running_rows = [(s.name, t.number, t.worker, _age(t.started_at), _age(t.heartbeat_at)) for t in running]
     payload = {
@@ -171,10 +173,16 @@ def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tu
         "state": state,
         "driver": s.driver,
         "counts": {k.value: v for k, v in counts.items()},
+        "paused": paused,
         "best": None if best is None else {"number": best.number, "value": best.value},
         "running": [{"number": t.number, "worker": t.worker, "started_at": t.started_at} for t in running],
     }
     return row, running_rows, payload
+
+
+def _paused(store: Store, s: SearchRecord) -> int:
+    """Pruned trials that keep a checkpoint: an ASHA or Hyperband pause, promotable later."""
+    return sum(held_checkpoint(t.metrics) is not None for t in store.trials(s.id, statuses=[TrialStatus.PRUNED]))
 
 
 def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bool = False, **filters: Any) -> None:

@@ -8,6 +8,7 @@ between pause and promotion, or during a promoted run, loses no checkpoint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,13 @@ def test_show_tells_a_paused_trial_and_a_promoted_one(sqlite_url: str, cli: Any)
     held = paused.metrics[CHECKPOINT_KEY]
     assert f"paused: its training state after step {held['step']} is kept" in " ".join(out.split())
     assert "_checkpoint" not in out  # said in words, not as a raw metric
+    n_paused = sum(CHECKPOINT_KEY in t.metrics for t in trials)
+    n_pruned = sum(t.status is TrialStatus.PRUNED for t in trials)
+    assert n_paused > 0
+    status = cli("status", "--storage", sqlite_url)
+    assert f"{n_pruned} ({n_paused} paused)" in status.stdout, status.stdout
+    (row,) = json.loads(cli("status", "--json", "--storage", sqlite_url).stdout)
+    assert row["paused"] == n_paused and row["counts"]["pruned"] == n_pruned
 
 
 def test_the_median_pruner_and_plain_evaluators_never_pause(sqlite_url: str) -> None:
