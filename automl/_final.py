@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from automl._checks import check_positive_int
 from automl._errors import UsageError
-from automl._rescore import DEFAULT_RESCORE, pool_dir, rescored
+from automl._rescore import rescored
 from automl._resolve import evaluator_from_spec, open_store, resolve_space
 from search_spaces import Arch
 from store import FinalRecord, SearchRecord, Store, TrialRecord, queries
@@ -110,12 +110,12 @@ def _evaluator(search: SearchRecord):  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def _check(top: int, seeds: int, epochs: int | None, rescore: int | None) -> None:
+def _check(top: int, seeds: int, epochs: int | None, rescore: int) -> None:
     check_positive_int("top", top)
     check_positive_int("seeds", seeds)
     if epochs is not None:
         check_positive_int("epochs", epochs)
-    if rescore is not None and (isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0):
+    if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0:
         raise UsageError(f"rescore must be an integer >= 0, got {rescore!r}")
 
 
@@ -137,7 +137,7 @@ def final(
     top: int = 3,
     epochs: int | None = None,
     seeds: int = 3,
-    rescore: int | None = None,
+    rescore: int = 0,
     progress: bool | None = None,
     on_run: Callable[[FinalRecord], None] | None = None,
 ) -> list[FinalSummary]:
@@ -145,15 +145,13 @@ def final(
     ``0..seeds-1`` (``epochs`` each; default: the search's), score them on the test split, store
     each result, and return a summary per architecture, best mean test accuracy first.
 
-    For a weight-sharing search, the best ``rescore`` of the search are first scored again on its
-    final pool and the ``top`` of those are retrained (see :mod:`automl._rescore`); default: 10
-    when the search kept its pool on disk, else 0 (the search's own order)."""
+    For a weight-sharing search with ``rescore`` > 0, the search's best ``rescore`` are first
+    scored again on its final pool and the ``top`` of those are retrained (see
+    :mod:`automl._rescore`); 0 keeps the search's order."""
     _check(top, seeds, epochs, rescore)
     store = open_store(storage)
     try:
         search = store.get_search(name)
-        if rescore is None:
-            rescore = DEFAULT_RESCORE if pool_dir(search) is not None else 0
         chosen, scores = _pick(search, _chosen(store, search, max(top, rescore)), top, rescore)
         evaluator = _evaluator(search)
         epochs = epochs or getattr(getattr(evaluator, "config", None), "epochs", None) or 10

@@ -23,13 +23,12 @@ from automl._resolve import evaluator_from_spec, resolve_space
 from search_spaces import Arch
 from store import SearchRecord, TrialRecord
 
-__all__ = ["DEFAULT_RESCORE", "pool_dir", "rescored"]
+__all__ = ["rescored"]
 
-DEFAULT_RESCORE = 10  # candidates re-scored by default for a search that kept its pool on disk
 _CACHE = "rescore.json"
 
 
-def pool_dir(search: SearchRecord) -> Path | None:
+def _pool_dir(search: SearchRecord) -> Path | None:
     """The folder of the pool of a search run with ``--evaluator shared:DIR``; None otherwise."""
     if not search.config.evaluator.startswith("shared"):
         return None
@@ -39,7 +38,7 @@ def pool_dir(search: SearchRecord) -> Path | None:
 
 def rescored(search: SearchRecord, candidates: list[TrialRecord]) -> dict[int, float]:
     """``{trial number: validation accuracy on the final pool}`` for ``candidates``."""
-    folder = pool_dir(search)
+    folder = _pool_dir(search)
     if folder is None:
         raise UsageError(
             f"--rescore scores architectures on a search's weight pool; search {search.name!r} has none on disk "

@@ -19,9 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=3, help="how many architectures (default: 3)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the search's)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default: 3)")
-    p.add_argument("--rescore", type=int, default=None, metavar="N",
+    p.add_argument("--rescore", type=int, default=0, metavar="N",
                    help="weight-sharing searches: score the best N again on the final pool and retrain the top "
-                   "of those (default: 10 when the search kept its pool on disk; 0: the search's order)")  # fmt: skip
+                   "of those (default: 0, the search's order)")  # fmt: skip
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (default: $AUTOML_STORAGE or sqlite:///automl.db)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -170,7 +170,7 @@ def test_final_of_a_shared_search_retrains_the_best_on_the_final_pool(
     (pool / "rescore.json").write_text(json.dumps(kept))
     again = automl.final("s", storage=url, top=1, seeds=1, epochs=1, rescore=4, progress=False)
     assert [(s.number, s.pool_score) for s in again] == [(last, 1.0)]
-    plain = automl.final("s", storage=url, top=1, seeds=1, epochs=1, rescore=0, progress=False)
+    plain = automl.final("s", storage=url, top=1, seeds=1, epochs=1, progress=False)  # by default: the search's order
     assert [s.number for s in plain] == [int(best["number"].iloc[0])] and plain[0].pool_score is None
 
 
