@@ -149,6 +149,7 @@ def final(
     scored again on its final pool and the ``top`` of those are retrained (see
     :mod:`automl._rescore`); 0 keeps the search's order."""
     _check(top, seeds, epochs, rescore)
+    open_store(storage, read_only=True).close()  # a mistyped --storage is an error, not a new empty database
     store = open_store(storage)
     try:
         search = store.get_search(name)

@@ -180,3 +180,9 @@ def test_rescore_needs_a_pool_on_disk(searched: tuple[str, Path], cli: Callable[
     assert r.returncode == 2 and "has none on disk" in r.stderr and "--evaluator train" in r.stderr
     r = cli("final", "d", "--rescore", "-1", "--storage", url)
     assert r.returncode == 2 and "rescore must be an integer >= 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_final_on_a_missing_database_creates_none(tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    r = cli("final", "d", "--storage", f"sqlite:///{tmp_path / 'typo.db'}")
+    assert r.returncode == 2 and f"no database file {tmp_path / 'typo.db'}" in r.stderr
+    assert not (tmp_path / "typo.db").exists()
