@@ -44,9 +44,9 @@ def rescored(search: SearchRecord, candidates: list[TrialRecord]) -> dict[int, f
             f"--rescore scores architectures on a search's weight pool; search {search.name!r} has none on disk "
             f"(it used --evaluator {search.config.evaluator}; keep one with --evaluator shared:DIR)"
         )
-    if not (folder / "pool.pt").is_file():
-        raise UsageError(f"the pool of search {search.name!r} is not at {folder / 'pool.pt'}; give --rescore 0")
     evaluator = _evaluator(search, folder)
+    if not evaluator.pool_path.is_file():  # the evaluator names its pool file; without it the pool would be new
+        raise UsageError(f"the pool of search {search.name!r} is not at {evaluator.pool_path}; give --rescore 0")
     age = evaluator.pool.steps
     cache = _read(folder / _CACHE, age)
     todo = [t for t in candidates if t.arch_key not in cache]

@@ -180,8 +180,9 @@ def _offsets(module: nn.Module, name: str, small: torch.Size, big: torch.Size) -
 def _grown(
     old: torch.Tensor, new_shape: tuple[int, ...], index: tuple[slice, ...], fill: torch.Tensor | None
 ) -> torch.Tensor:
-    """``old`` placed at ``index`` of a tensor of ``new_shape``; the rest from ``fill`` (same shape) or zeros."""
-    out = fill.detach().clone() if fill is not None else old.new_zeros(new_shape)
+    """``old`` placed at ``index`` of a tensor of ``new_shape``; the rest from ``fill`` (a fresh tensor of that
+    shape, filled in place) or zeros."""
+    out = fill if fill is not None else old.new_zeros(new_shape)
     out[index] = old
     return out
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from automl._checks import check_name
 from automl._errors import UsageError
 from automl.results._views import search_state
-from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, held_checkpoint, queries
+from store import NotFound, SearchRecord, Store, TrialRecord, TrialStatus, queries
 
 if TYPE_CHECKING:
     from automl._final import FinalSummary
@@ -182,7 +182,7 @@ def _status_row(store: Store, s: SearchRecord) -> tuple[tuple[Any, ...], list[tu
 
 def _paused(store: Store, s: SearchRecord) -> int:
     """Pruned trials that keep a checkpoint: an ASHA or Hyperband pause, promotable later."""
-    return sum(held_checkpoint(t.metrics) is not None for t in store.trials(s.id, statuses=[TrialStatus.PRUNED]))
+    return sum(t.checkpoint is not None for t in store.trials(s.id, statuses=[TrialStatus.PRUNED]))
 
 
 def print_leaderboard(storage: str, search: SearchRecord, n: int, *, as_json: bool = False, **filters: Any) -> None:

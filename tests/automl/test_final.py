@@ -172,6 +172,10 @@ def test_final_of_a_shared_search_retrains_the_best_on_the_final_pool(
     assert [(s.number, s.pool_score) for s in again] == [(last, 1.0)]
     plain = automl.final("s", storage=url, top=1, seeds=1, epochs=1, progress=False)  # by default: the search's order
     assert [s.number for s in plain] == [int(best["number"].iloc[0])] and plain[0].pool_score is None
+    (pool / "pool.pt").unlink()
+    r = cli("final", "s", "--rescore", "2", "--storage", url)
+    assert r.returncode == 2 and f"is not at {pool / 'pool.pt'}; give --rescore 0" in r.stderr
+    assert not (pool / "pool.pt").exists()  # no new, empty pool in its place
 
 
 def test_rescore_needs_a_pool_on_disk(searched: tuple[str, Path], cli: Callable[..., Ran]) -> None:
